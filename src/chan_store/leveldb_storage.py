@@ -1,0 +1,267 @@
+"""LevelDB adapter of the storage port (plyvel), with durable group commit.
+
+`commit()` queues its batch and waits. One drain task takes every batch queued at that moment (up to
+`max_batch`), writes them as ONE LevelDB write batch with `sync=True` in a dedicated writer thread, and
+only when that write has returned acknowledges each of them. Commits arriving meanwhile queue for the
+next write, so N concurrent writers cost far fewer than N fsyncs. A failed write fails its waiters and
+every queued one, and leaves the storage fail-stop: the service restarts and reloads from disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+import plyvel
+
+from chan_store.storage import (
+    CommitStats,
+    StorageClosedError,
+    StorageError,
+    StorageFailedError,
+    WriteBatch,
+)
+
+__all__ = ["BatchWriter", "LevelDBHandle", "LevelDBStorage", "LevelDBWriteBatch", "write_batches"]
+
+_log = logging.getLogger(__name__)
+
+
+class LevelDBWriteBatch(Protocol):
+    """The part of `plyvel.WriteBatch` the writer uses."""
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Queue a put."""
+        ...
+
+    def delete(self, key: bytes) -> None:
+        """Queue a delete."""
+        ...
+
+    def write(self) -> None:
+        """Write every queued operation atomically."""
+        ...
+
+
+class LevelDBHandle(Protocol):
+    """The part of `plyvel.DB` the writer uses."""
+
+    def write_batch(self, *, sync: bool) -> LevelDBWriteBatch:
+        """Start an atomic write batch."""
+        ...
+
+
+BatchWriter = Callable[[LevelDBHandle, Sequence[WriteBatch], bool], None]
+"""Low-level write, run in the writer thread: write these batches as one atomic engine write."""
+
+
+def write_batches(db: LevelDBHandle, batches: Sequence[WriteBatch], sync: bool) -> None:
+    """Write `batches` in order (each: deletes, then puts) as one LevelDB batch, fsynced if `sync`."""
+    engine_batch = db.write_batch(sync=sync)
+    for batch in batches:
+        for key in batch.deletes:
+            engine_batch.delete(key)
+        for key, value in batch.puts:
+            engine_batch.put(key, value)
+    engine_batch.write()
+
+
+_Waiter = tuple[WriteBatch, asyncio.Future[None]]
+
+
+class LevelDBStorage:
+    """`Storage` over a LevelDB directory; commits are acknowledged after a synced group write.
+
+    `sync=False` skips the fsync: an acknowledged commit can then be lost on a power failure or an OS
+    crash. It is UNSAFE and exists only to measure the cost of durability.
+    `writer` replaces the low-level write (a seam for tests and fault injection); it must perform the
+    write, e.g. by calling `write_batches`. Use the storage from one event loop at a time.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sync: bool = True,
+        max_batch: int = 4096,
+        writer: BatchWriter = write_batches,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        try:
+            self._db: Any = plyvel.DB(str(path), create_if_missing=True)
+        except plyvel.Error as exc:
+            raise StorageError(f"cannot open LevelDB at {path}: {exc}") from exc
+        self._path = path
+        self._sync = sync
+        self._max_batch = max_batch
+        self._writer = writer
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leveldb-writer")
+        self._pending: deque[_Waiter] = deque()
+        self._drain_task: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+        self._closing = False
+        self._closed = False
+        self._commits = 0
+        self._writes = 0
+        self._last_batch_size = 0
+        self._max_batch_size = 0
+        self._total_sync_seconds = 0.0
+        self._last_sync_seconds = 0.0
+
+    @property
+    def path(self) -> Path:
+        """Return the database directory."""
+        return self._path
+
+    @property
+    def sync(self) -> bool:
+        """Return whether writes are fsynced before being acknowledged."""
+        return self._sync
+
+    def get(self, key: bytes) -> bytes | None:
+        """Return the committed value of `key`, or None if it is absent."""
+        self._check_readable()
+        try:
+            value: bytes | None = self._db.get(key)
+        except plyvel.Error as exc:
+            raise StorageError(f"LevelDB read failed: {exc}") from exc
+        return value
+
+    def scan(
+        self, prefix: bytes, start: bytes | None = None, limit: int | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Yield (key, value) pairs with `prefix`, ascending, from `start` inclusive, as of this call."""
+        self._check_readable()
+        if limit is not None and limit < 0:
+            raise ValueError("limit must be >= 0")
+        begin = prefix if start is None else max(prefix, start)
+        try:
+            engine_iterator = self._db.iterator(start=begin)  # holds an implicit snapshot
+        except plyvel.Error as exc:
+            raise StorageError(f"LevelDB read failed: {exc}") from exc
+        return self._iterate(engine_iterator, prefix, limit)
+
+    def _iterate(self, engine_iterator: Any, prefix: bytes, limit: int | None) -> Iterator[tuple[bytes, bytes]]:
+        count = 0
+        try:
+            while limit is None or count < limit:
+                if self._closed:  # the DB closed its iterators; do not touch this one
+                    raise StorageClosedError("storage closed during scan")
+                try:
+                    key, value = next(engine_iterator)
+                except StopIteration:
+                    return
+                except plyvel.Error as exc:
+                    raise StorageError(f"LevelDB read failed: {exc}") from exc
+                if not key.startswith(prefix):
+                    return
+                count += 1
+                yield key, value
+        finally:
+            if not self._closed:
+                engine_iterator.close()
+
+    async def commit(self, batch: WriteBatch) -> None:
+        """Queue `batch` for the next group write and return once that write is durable."""
+        if self._closing:
+            raise StorageClosedError("storage is closed")
+        if self._failure is not None:
+            raise StorageFailedError("an earlier write failed; reopen the storage") from self._failure
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((batch, future))
+        if self._drain_task is None:
+            self._drain_task = loop.create_task(self._drain(), name="leveldb-group-commit")
+        await future
+
+    def stats(self) -> CommitStats:
+        """Return a snapshot of the commit counters."""
+        return CommitStats(
+            commits=self._commits,
+            writes=self._writes,
+            last_batch_size=self._last_batch_size,
+            max_batch_size=self._max_batch_size,
+            total_sync_seconds=self._total_sync_seconds,
+            last_sync_seconds=self._last_sync_seconds,
+        )
+
+    async def close(self) -> None:
+        """Refuse new commits, wait for the queued and in-flight writes, then close the DB; idempotent."""
+        self._closing = True
+        if self._closed:
+            return
+        task = self._drain_task
+        if task is not None:
+            await asyncio.wait({task})  # never cancels the drain, even if close() is cancelled
+        if self._closed:  # closed by a concurrent close() while we waited
+            return
+        # Normally idle at this point; only a drain cancelled mid-write leaves the thread busy.
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        if not self._closed:
+            self._closed = True
+            self._db.close()
+
+    def _check_readable(self) -> None:
+        if self._closed:
+            raise StorageClosedError("storage is closed")
+
+    async def _drain(self) -> None:
+        """Write queued batches, group after group, until the queue is empty or a write fails."""
+        try:
+            while self._pending and self._failure is None:
+                size = min(len(self._pending), self._max_batch)
+                group = [self._pending.popleft() for _ in range(size)]
+                await self._write_group(group)
+        finally:
+            self._drain_task = None
+
+    async def _write_group(self, group: list[_Waiter]) -> None:
+        loop = asyncio.get_running_loop()
+        batches = [batch for batch, _ in group]
+        try:
+            seconds = await loop.run_in_executor(self._executor, self._timed_write, batches)
+        except asyncio.CancelledError:
+            self._fail(StorageError("group write interrupted"), group)
+            raise
+        except Exception as exc:  # any writer failure must reach the waiters, never a silent success
+            _log.exception("LevelDB group write of %d batches failed; storage is now fail-stop", len(group))
+            self._fail(exc, group)
+            return
+        self._commits += 1
+        self._writes += len(group)
+        self._last_batch_size = len(group)
+        self._max_batch_size = max(self._max_batch_size, len(group))
+        self._last_sync_seconds = seconds
+        self._total_sync_seconds += seconds
+        for _, future in group:
+            if not future.done():  # a cancelled caller's batch is written all the same
+                future.set_result(None)
+
+    def _timed_write(self, batches: Sequence[WriteBatch]) -> float:
+        """Run the writer (in the writer thread) and return how long it took."""
+        started = time.perf_counter()
+        self._writer(self._db, batches, self._sync)
+        return time.perf_counter() - started
+
+    def _fail(self, exc: BaseException, group: list[_Waiter]) -> None:
+        """Enter the fail-stop state: the group's outcome is unknown, the queued batches are refused."""
+        if self._failure is None:
+            self._failure = exc
+        for _, future in group:
+            if not future.done():
+                error = StorageError(f"LevelDB write failed, outcome unknown: {exc!r}")
+                error.__cause__ = exc
+                future.set_exception(error)
+        while self._pending:
+            _, future = self._pending.popleft()
+            if not future.done():
+                error = StorageFailedError(f"not written: an earlier LevelDB write failed: {exc!r}")
+                error.__cause__ = exc
+                future.set_exception(error)

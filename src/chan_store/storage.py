@@ -1,0 +1,123 @@
+"""Storage port of ChanStore: ordered byte keys to byte values, written in durable batches.
+
+The port knows nothing about channels. Adapters implement `Storage`; one contract test suite
+(`tests/integration/test_storage_contract.py`) runs against every adapter.
+
+Exception tree::
+
+    StorageError                 any adapter failure; on commit: the outcome is unknown
+    ├── StorageClosedError       the storage was closed
+    └── StorageFailedError       an earlier write failed; the storage refuses further commits
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = [
+    "CommitStats",
+    "Storage",
+    "StorageClosedError",
+    "StorageError",
+    "StorageFailedError",
+    "WriteBatch",
+]
+
+
+class StorageError(Exception):
+    """Base of every adapter failure (I/O, closed, corrupt); a failed commit's outcome is unknown."""
+
+
+class StorageClosedError(StorageError):
+    """The storage was closed; open a new one."""
+
+
+class StorageFailedError(StorageError):
+    """A write failed earlier; the storage is fail-stop and must be reopened from disk."""
+
+
+def _check_bytes(what: str, value: object) -> None:
+    if type(value) is not bytes:
+        raise TypeError(f"WriteBatch {what} must be bytes, not {type(value).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBatch:
+    """An atomic set of writes: first every delete, then every put, in tuple order."""
+
+    puts: tuple[tuple[bytes, bytes], ...] = ()
+    deletes: tuple[bytes, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Checked here, in the caller's frame: a bad batch must never reach (and fail-stop) a writer.
+        if type(self.puts) is not tuple or type(self.deletes) is not tuple:
+            raise TypeError("WriteBatch puts and deletes must be tuples")
+        for put in self.puts:
+            if type(put) is not tuple or len(put) != 2:
+                raise TypeError("WriteBatch puts must be (key, value) pairs")
+            _check_bytes("key", put[0])
+            _check_bytes("value", put[1])
+        for key in self.deletes:
+            _check_bytes("key", key)
+
+    def __len__(self) -> int:
+        """Return the number of operations in the batch."""
+        return len(self.puts) + len(self.deletes)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitStats:
+    """Snapshot of an adapter's commit counters, for metrics."""
+
+    commits: int
+    """Number of (synced) writes to the engine; one write may carry many batches."""
+    writes: int
+    """Number of `WriteBatch` commits acknowledged."""
+    last_batch_size: int
+    """Number of `WriteBatch` commits carried by the latest engine write."""
+    max_batch_size: int
+    """Largest number of `WriteBatch` commits carried by one engine write."""
+    total_sync_seconds: float
+    """Time spent in engine writes (including fsync), summed."""
+    last_sync_seconds: float
+    """Time spent in the latest engine write (including fsync)."""
+
+    @property
+    def mean_batch_size(self) -> float:
+        """Return the average number of commits per engine write (0.0 before any write)."""
+        return self.writes / self.commits if self.commits else 0.0
+
+
+class Storage(Protocol):
+    """Ordered key/value storage whose writes are acknowledged only once durable."""
+
+    def get(self, key: bytes) -> bytes | None:
+        """Return the committed value of `key`, or None if it is absent."""
+        ...
+
+    def scan(
+        self, prefix: bytes, start: bytes | None = None, limit: int | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Yield committed (key, value) pairs whose key has `prefix`, ascending, from `start` inclusive.
+
+        The view is a snapshot taken when `scan` is called; commits made while iterating are not seen.
+        """
+        ...
+
+    async def commit(self, batch: WriteBatch) -> None:
+        """Apply `batch` atomically; return only once it is durable, raise `StorageError` otherwise.
+
+        Batches are applied in the order `commit` was called. Cancelling the caller does not
+        withdraw a batch already handed over: it may still be written.
+        """
+        ...
+
+    def stats(self) -> CommitStats:
+        """Return a snapshot of the commit counters."""
+        ...
+
+    async def close(self) -> None:
+        """Wait for the writes already handed over, then release the storage; idempotent."""
+        ...

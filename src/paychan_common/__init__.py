@@ -1,0 +1,1 @@
+"""paychan_common: the pure protocol core (Bitcoin primitives, channel rules, wire codecs, errors)."""

@@ -1,0 +1,125 @@
+"""The stored channel state and its binary codec."""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass, replace
+
+from .errors import InvalidInput
+from .tx import OutPoint
+
+
+class Family(enum.Enum):
+    """Route family the channel was opened through (spec 0.1)."""
+
+    V1 = 1
+    V2_SEED = 2
+    V2_3 = 3
+
+
+class Status(enum.Enum):
+    """Channel life (DESIGN.md): open -> closing -> closed."""
+
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+    @property
+    def label(self) -> str:
+        """Lower-case name."""
+        return self.name.lower()
+
+
+_FORMAT_VERSION = 1
+_HEAD = struct.Struct("<BBB33sIQQQBIqq")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    """Everything known about one channel; immutable, a change returns a new value."""
+
+    client_pubkey: bytes
+    exp_time: int
+    outpoint: OutPoint
+    funding_value: int
+    redeem_script: bytes
+    change_address: str
+    change_script: bytes
+    family: Family
+    status: Status
+    change_value: int
+    signature: bytes  # low-S DER of the latest payment
+    sighash: int
+    secret: bytes  # SHA256 of the opening signature push (v2.3.0 `secret`)
+    payment_count: int
+    open_time: int
+    last_payment_time: int
+    settlement_tx: bytes = b""
+    settlement_txid: str = ""
+    settlement_fee: int = 0
+
+    @property
+    def value_received(self) -> int:
+        """Total value the server holds in this channel (funding minus client change)."""
+        return self.funding_value - self.change_value
+
+    @property
+    def exhausted(self) -> bool:
+        """True after a SIGHASH_NONE payment gave all value to the server."""
+        return self.change_value == 0 and self.sighash == 0x82
+
+    def with_payment(self, change_value: int, signature: bytes, sighash: int, now: int,
+                     change_address: str | None = None, change_script: bytes | None = None) -> ChannelState:
+        """A new state carrying a newer payment."""
+        return replace(
+            self, change_value=change_value, signature=signature, sighash=sighash,
+            payment_count=self.payment_count + 1, last_payment_time=now,
+            change_address=self.change_address if change_address is None else change_address,
+            change_script=self.change_script if change_script is None else change_script,
+        )
+
+    def serialize(self) -> bytes:
+        """Versioned binary encoding."""
+        head = _HEAD.pack(
+            _FORMAT_VERSION, self.family.value, self.status.value, self.client_pubkey, self.exp_time,
+            self.funding_value, self.change_value, self.settlement_fee, self.sighash, self.payment_count,
+            self.open_time, self.last_payment_time,
+        )
+        parts = [head, self.outpoint.serialize()]
+        for blob in (self.redeem_script, self.change_address.encode(), self.change_script, self.signature,
+                     self.secret, self.settlement_tx, self.settlement_txid.encode()):
+            parts.append(struct.pack("<I", len(blob)))
+            parts.append(blob)
+        return b"".join(parts)
+
+    @classmethod
+    def parse(cls, data: bytes) -> ChannelState:
+        """Inverse of serialize; rejects truncation and trailing bytes."""
+        try:
+            (ver, fam, st, pk, exp, fval, change, fee, sighash, count, opened, last) = _HEAD.unpack_from(data, 0)
+            if ver != _FORMAT_VERSION:
+                raise InvalidInput(f"unknown channel state format {ver}")
+            pos = _HEAD.size
+            outpoint = OutPoint.parse(data[pos : pos + 36])
+            pos += 36
+            blobs: list[bytes] = []
+            for _ in range(7):
+                (n,) = struct.unpack_from("<I", data, pos)
+                pos += 4
+                if pos + n > len(data):
+                    raise InvalidInput("truncated channel state")
+                blobs.append(data[pos : pos + n])
+                pos += n
+            if pos != len(data):
+                raise InvalidInput("trailing bytes after channel state")
+            return cls(
+                client_pubkey=pk, exp_time=exp, outpoint=outpoint, funding_value=fval,
+                redeem_script=blobs[0], change_address=blobs[1].decode(), change_script=blobs[2],
+                family=Family(fam), status=Status(st), change_value=change, signature=blobs[3],
+                sighash=sighash, secret=blobs[4], payment_count=count, open_time=opened,
+                last_payment_time=last, settlement_tx=blobs[5], settlement_txid=blobs[6].decode(),
+                settlement_fee=fee,
+            )
+        except (struct.error, ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"corrupt channel state: {exc}") from None

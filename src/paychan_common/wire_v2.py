@@ -1,0 +1,106 @@
+"""The v2-seed and v2.3.0 JSON models and the tolerant payment parser (spec 5.2-5.4, 6.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from .amount import MAX_MONEY
+from .channel import ClientSignature, parse_hex
+from .der import der_length
+from .errors import InvalidInput, InvalidPayment
+from .payment import Payment
+from .tx import OutPoint
+
+
+class PaymentDataModel(BaseModel):
+    """PaymentData (full) or CompactPaymentData (signature and value only)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    change_value: StrictInt = Field(ge=0, le=MAX_MONEY)
+    signature_data: StrictStr = Field(max_length=300)
+    sighash_flag: StrictStr | None = Field(default=None, max_length=2)
+    funding_txid: StrictStr | None = Field(default=None, max_length=64)
+    funding_vout: StrictInt | None = Field(default=None, ge=0, le=0xFFFFFFFF)
+    redeem_script: StrictStr | None = Field(default=None, max_length=200)
+    change_address: StrictStr | None = Field(default=None, max_length=100)
+
+
+class PaymentModel(BaseModel):
+    """The Payment wrapper: payment_data plus application_data."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    payment_data: PaymentDataModel
+    application_data: StrictStr = Field(default="", max_length=4096)
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "body"
+    return f"invalid {loc}: {first['msg']}"
+
+
+def parse_v2_payment(body: Any, *, require_full: bool = False) -> Payment:
+    """Tolerant v2 parser (spec 5.4): wrapper or bare PaymentData, DER with or without flag."""
+    if not isinstance(body, dict):
+        raise InvalidInput("request body must be a JSON object")
+    try:
+        if "payment_data" in body:
+            model = PaymentModel.model_validate(body)
+        else:
+            model = PaymentModel(payment_data=PaymentDataModel.model_validate(body))
+    except ValidationError as exc:
+        raise InvalidInput(_describe(exc)) from None
+    pd = model.payment_data
+    sig_bytes = parse_hex(pd.signature_data, "signature_data", 300)
+    n = der_length(sig_bytes)
+    flag: int | None = None
+    if pd.sighash_flag is not None:
+        raw_flag = parse_hex(pd.sighash_flag, "sighash_flag", 2)
+        if len(raw_flag) != 1:
+            raise InvalidInput("sighash_flag must be one byte of hex")
+        flag = raw_flag[0]
+    if len(sig_bytes) == n + 1:
+        if flag is not None and flag != sig_bytes[n]:
+            raise InvalidPayment("sighash_flag disagrees with the flag in signature_data", code="bad_sighash")
+        flag = sig_bytes[n]
+    elif len(sig_bytes) != n:
+        raise InvalidPayment("signature_data is neither DER nor DER plus a sighash byte", code="bad_signature")
+    if flag is None:
+        raise InvalidInput("sighash_flag is required when signature_data carries no sighash byte")
+    sig = ClientSignature.from_parts(sig_bytes[:n], flag)
+    present = [pd.funding_txid is not None, pd.funding_vout is not None, pd.redeem_script is not None,
+               pd.change_address is not None]
+    if require_full and not all(present):
+        raise InvalidInput("opening payment needs funding_txid, funding_vout, redeem_script and change_address")
+    outpoint = None
+    if pd.funding_txid is not None or pd.funding_vout is not None:
+        if pd.funding_txid is None or pd.funding_vout is None:
+            raise InvalidInput("funding_txid and funding_vout go together")
+        outpoint = OutPoint.from_display(pd.funding_txid.lower(), pd.funding_vout)
+    script = parse_hex(pd.redeem_script, "redeem_script", 200) if pd.redeem_script is not None else None
+    return Payment(
+        change_value=pd.change_value, signature=sig, outpoint=outpoint, redeem_script=script,
+        change_address=pd.change_address, application_data=model.application_data,
+    )
+
+
+def payment_to_json(p: Payment, *, seed_form: bool = True) -> dict[str, Any]:
+    """Serialize a full payment as a v2 wrapper (seed form: DER-only + sighash_flag; spec 5.4 rule 5)."""
+    data: dict[str, Any] = {"change_value": p.change_value}
+    if seed_form:
+        data["signature_data"] = p.signature.der.hex()
+        data["sighash_flag"] = f"{p.signature.sighash:02x}"
+    else:
+        data["signature_data"] = p.signature.script_sig_push.hex()
+    if p.outpoint is not None:
+        data["funding_txid"] = p.outpoint.display_txid
+        data["funding_vout"] = p.outpoint.vout
+    if p.redeem_script is not None:
+        data["redeem_script"] = p.redeem_script.hex()
+    if p.change_address is not None:
+        data["change_address"] = p.change_address
+    return {"payment_data": data, "application_data": p.application_data}

@@ -1,0 +1,423 @@
+"""A real ``bitcoind`` in regtest mode for tests.
+
+Modelled loosely on Bitcoin Core's functional test framework
+(``test_framework/test_node.py``) and pyln-testing's ``BitcoinD``:
+
+* :func:`find_bitcoind` locates the binary (``$BITCOIND`` or the project's own
+  install made by ``scripts/install_bitcoind.sh``, which is run on demand);
+* :class:`RegtestNode` writes a ``bitcoin.conf`` with free ports and random RPC
+  credentials, starts the daemon, waits for RPC readiness and offers a small
+  synchronous JSON-RPC client (:meth:`RegtestNode.rpc`) plus helpers;
+* the pytest fixtures :func:`regtest_node` (module scope) and
+  :func:`regtest_node_fresh` (function scope) yield a started node with a
+  wallet ``"w"`` and 101 mined blocks (so 50 BTC are spendable).
+
+Amounts in RPC results are :class:`decimal.Decimal`; ``Decimal`` parameters
+are sent as strings, which bitcoind accepts for amounts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self, TypeVar
+
+import httpx
+import pytest
+
+__all__ = [
+    "DEFAULT_BITCOIND",
+    "INSTALL_SCRIPT",
+    "PROJECT_ROOT",
+    "BitcoindError",
+    "RegtestNode",
+    "RpcError",
+    "find_bitcoind",
+    "regtest_node",
+    "regtest_node_fresh",
+    "wait_for",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+INSTALL_SCRIPT = PROJECT_ROOT / "scripts" / "install_bitcoind.sh"
+DEFAULT_BITCOIND = PROJECT_ROOT / ".cache" / "bitcoind" / "bin" / "bitcoind"
+
+#: RPC error code while bitcoind is still loading (RPC_IN_WARMUP).
+RPC_IN_WARMUP = -28
+
+T = TypeVar("T")
+
+
+class RpcError(Exception):
+    """A JSON-RPC error returned by bitcoind."""
+
+    def __init__(self, code: int, message: str, method: str = "") -> None:
+        super().__init__(f"{method}: {message} (code {code})" if method else f"{message} (code {code})")
+        self.code = code
+        self.message = message
+        self.method = method
+
+
+class BitcoindError(RuntimeError):
+    """bitcoind could not be found, started or stopped."""
+
+
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = 60.0,
+    interval: float = 0.05,
+    *,
+    max_interval: float = 1.0,
+    backoff: float = 1.5,
+    description: str = "condition",
+) -> T:
+    """Poll ``predicate`` until it returns a truthy value, which is returned.
+
+    The sleep between polls starts at ``interval`` and grows by ``backoff`` up
+    to ``max_interval`` (never sleeping past the deadline). Raises
+    :class:`TimeoutError` after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    delay = interval
+    while True:
+        result = predicate()
+        if result:
+            return result
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {description}")
+        time.sleep(min(delay, remaining))
+        delay = min(delay * backoff, max_interval)
+
+
+def find_bitcoind() -> Path:
+    """Path of the ``bitcoind`` to use.
+
+    ``$BITCOIND`` (a path, or a name looked up on ``PATH``) wins; otherwise the
+    project's wrapper ``.cache/bitcoind/bin/bitcoind``, installed by running
+    ``scripts/install_bitcoind.sh`` if it is missing.
+    """
+    env = os.environ.get("BITCOIND")
+    if env:
+        candidate = Path(env)
+        if candidate.is_file():
+            return candidate.resolve()
+        found = shutil.which(env)
+        if found is None:
+            raise BitcoindError(f"BITCOIND={env!r} is neither a file nor found on PATH")
+        return Path(found)
+    if not DEFAULT_BITCOIND.is_file():
+        proc = subprocess.run(
+            ["bash", str(INSTALL_SCRIPT)],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise BitcoindError(f"{INSTALL_SCRIPT} failed with exit code {proc.returncode}:\n{proc.stderr[-4000:]}")
+        lines = proc.stdout.strip().splitlines()
+        bin_dir = Path(lines[-1]) if lines else DEFAULT_BITCOIND.parent
+        candidate = bin_dir / "bitcoind"
+        if not candidate.is_file():
+            raise BitcoindError(f"{INSTALL_SCRIPT} did not produce {candidate}")
+        return candidate
+    return DEFAULT_BITCOIND
+
+
+def _reserve_ports(count: int) -> list[int]:
+    """Pick ``count`` distinct free TCP ports on 127.0.0.1 (bind to port 0)."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, Decimal):
+        return str(obj)
+    if isinstance(obj, bytes):
+        return obj.hex()
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def _tail(path: Path, max_chars: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-max_chars:]
+    except OSError:
+        return ""
+
+
+class RegtestNode:
+    """One bitcoind process in regtest mode with its own data directory."""
+
+    def __init__(
+        self,
+        datadir: Path,
+        bitcoind: Path,
+        *,
+        extra_args: Sequence[str] = (),
+        extra_conf: Sequence[str] = (),
+        rpc_timeout: float = 30.0,
+    ) -> None:
+        self.datadir = Path(datadir)
+        self.bitcoind = Path(bitcoind)
+        self.extra_args = list(extra_args)
+        self.extra_conf = list(extra_conf)
+        self.rpc_timeout = rpc_timeout
+        self.wallet: str | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._rpc_user = "rpc_" + secrets.token_hex(8)
+        self._rpc_password = secrets.token_urlsafe(24)
+        self._rpc_port = 0
+        self._p2p_port = 0
+        self._client: httpx.Client | None = None
+        self._ids = itertools.count(1)
+        self._logs: list[IO[bytes]] = []
+        self._mining_address: str | None = None
+
+    # ------------------------------------------------------------ properties
+    @property
+    def rpc_user(self) -> str:
+        return self._rpc_user
+
+    @property
+    def rpc_password(self) -> str:
+        return self._rpc_password
+
+    @property
+    def rpc_port(self) -> int:
+        return self._rpc_port
+
+    @property
+    def p2p_port(self) -> int:
+        return self._p2p_port
+
+    @property
+    def rpc_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (no credentials; see rpc_user/rpc_password)."""
+        return f"http://127.0.0.1:{self._rpc_port}"
+
+    @property
+    def conf_file(self) -> Path:
+        return self.datadir / "bitcoin.conf"
+
+    @property
+    def debug_log(self) -> Path:
+        return self.datadir / "regtest" / "debug.log"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    # --------------------------------------------------------- lifecycle
+    def write_config(self) -> None:
+        lines = [
+            "regtest=1",
+            "server=1",
+            f"rpcuser={self._rpc_user}",
+            f"rpcpassword={self._rpc_password}",
+            "listen=0",
+            "dnsseed=0",
+            "fixedseeds=0",
+            "printtoconsole=0",
+            "txindex=1",
+            "fallbackfee=0.0002",
+            "acceptnonstdtxn=0",
+            "shrinkdebugfile=0",
+            *self.extra_conf,
+            # network-specific options are only honoured inside the section
+            "[regtest]",
+            f"rpcport={self._rpc_port}",
+            f"port={self._p2p_port}",
+            "rpcbind=127.0.0.1",
+            "rpcallowip=127.0.0.1",
+            "",
+        ]
+        self.conf_file.write_text("\n".join(lines))
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start bitcoind and wait until its RPC interface answers."""
+        if self.running:
+            raise BitcoindError("node is already running")
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        self._rpc_port, self._p2p_port = _reserve_ports(2)
+        self.write_config()
+        stdout = (self.datadir / "bitcoind.stdout").open("ab")
+        stderr = (self.datadir / "bitcoind.stderr").open("ab")
+        self._logs = [stdout, stderr]
+        self._client = httpx.Client(
+            auth=(self._rpc_user, self._rpc_password),
+            timeout=self.rpc_timeout,
+            headers={"Content-Type": "application/json"},
+        )
+        self.process = subprocess.Popen(
+            [str(self.bitcoind), f"-datadir={self.datadir}", *self.extra_args],
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+        try:
+            wait_for(self._rpc_ready, timeout=timeout, description="bitcoind RPC")
+        except BaseException:
+            self._kill()
+            raise
+
+    def _rpc_ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise BitcoindError(
+                f"bitcoind exited with code {self.process.returncode} during startup\n"
+                f"stderr:\n{_tail(self.datadir / 'bitcoind.stderr')}\n"
+                f"debug.log:\n{_tail(self.debug_log)}"
+            )
+        try:
+            self.rpc("getblockchaininfo")
+        except (httpx.TransportError, httpx.HTTPStatusError):
+            return False  # not listening yet / RPC server not up
+        except RpcError as exc:
+            if exc.code == RPC_IN_WARMUP:
+                return False
+            raise
+        return True
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask bitcoind to stop via RPC, wait, kill it if it does not exit in time."""
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            try:
+                self.rpc("stop")
+            except (httpx.HTTPError, RpcError):
+                proc.terminate()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        self._cleanup()
+
+    def _kill(self) -> None:
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        for f in self._logs:
+            f.close()
+        self._logs = []
+
+    def __enter__(self) -> Self:
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --------------------------------------------------------------- RPC
+    def rpc(self, method: str, *params: Any, wallet: str | None = None) -> Any:
+        """Call a JSON-RPC method and return its ``result``.
+
+        ``wallet`` routes the call to ``/wallet/<name>`` (needed when several
+        wallets are loaded). Raises :class:`RpcError` on an RPC error.
+        """
+        if self._client is None:
+            raise BitcoindError("node is not started")
+        url = self.rpc_url + (f"/wallet/{wallet}" if wallet is not None else "/")
+        request_id = next(self._ids)
+        body = json.dumps(
+            {"jsonrpc": "1.0", "id": request_id, "method": method, "params": list(params)},
+            default=_json_default,
+        )
+        response = self._client.post(url, content=body)
+        try:
+            payload = response.json(parse_float=Decimal)
+        except ValueError:
+            # not a JSON-RPC answer (e.g. 401 Unauthorized, 503 work queue depth exceeded)
+            response.raise_for_status()
+            raise RpcError(-32700, f"invalid JSON response: {response.text[:200]!r}", method) from None
+        if not isinstance(payload, dict):
+            raise RpcError(-32700, f"unexpected response: {payload!r}", method)
+        error = payload.get("error")
+        if error is not None:
+            raise RpcError(int(error.get("code", 0)), str(error.get("message", "")), method)
+        response.raise_for_status()
+        return payload.get("result")
+
+    # ----------------------------------------------------------- helpers
+    def create_wallet(self, name: str = "w") -> str:
+        """Create (and load) a wallet; it becomes the default for :meth:`mine`."""
+        self.rpc("createwallet", name)
+        self.wallet = name
+        self._mining_address = None
+        return name
+
+    def new_address(self, wallet: str | None = None) -> str:
+        address: str = self.rpc("getnewaddress", wallet=wallet or self.wallet)
+        return address
+
+    def mine(self, n: int, address: str | None = None) -> list[str]:
+        """Mine ``n`` blocks to ``address`` (default: an address of the node's wallet)."""
+        if address is None:
+            if self._mining_address is None:
+                if self.wallet is None:
+                    raise BitcoindError("mine() without an address needs create_wallet() first")
+                self._mining_address = self.new_address()
+            address = self._mining_address
+        hashes: list[str] = self.rpc("generatetoaddress", n, address)
+        return hashes
+
+    def setmocktime(self, t: int) -> None:
+        """Set the node's clock (UNIX seconds); 0 returns to the system clock."""
+        self.rpc("setmocktime", int(t))
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<RegtestNode {self.datadir} rpcport={self._rpc_port} {state}>"
+
+
+# ------------------------------------------------------------------ fixtures
+def _funded_node(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[RegtestNode]:
+    datadir = tmp_path_factory.mktemp(name)
+    with RegtestNode(datadir, find_bitcoind()) as node:
+        node.create_wallet("w")
+        node.mine(101)
+        yield node
+
+
+@pytest.fixture(scope="module")
+def regtest_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestNode]:
+    """A started regtest node shared by a test module: wallet "w", 101 blocks mined."""
+    yield from _funded_node(tmp_path_factory, "regtest")
+
+
+@pytest.fixture
+def regtest_node_fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestNode]:
+    """Like :func:`regtest_node` but a new node for each test."""
+    yield from _funded_node(tmp_path_factory, "regtest_fresh")
