@@ -30,7 +30,7 @@ from chan_store.storage import (
 
 __all__ = ["BatchWriter", "LevelDBHandle", "LevelDBStorage", "LevelDBWriteBatch", "write_batches"]
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class LevelDBWriteBatch(Protocol):
@@ -231,7 +231,7 @@ class LevelDBStorage:
             self._fail(StorageError("group write interrupted"), group)
             raise
         except Exception as exc:  # any writer failure must reach the waiters, never a silent success
-            _log.exception("LevelDB group write of %d batches failed; storage is now fail-stop", len(group))
+            logger.exception("LevelDB group write of %d batches failed; storage is now fail-stop", len(group))
             self._fail(exc, group)
             return
         self._commits += 1

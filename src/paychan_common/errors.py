@@ -7,6 +7,7 @@ PaychanError
  ├── ChannelExists           409  the channel (or an open one for this key) exists
  ├── ChannelNotFound         404  no such channel (also a wrong v2.3.0 secret)
  ├── ChannelGone             410  channel closing or closed
+ ├── Conflict                409  a compare-and-set lost against a concurrent update
  ├── ServiceUnavailable      503  a dependency (node, signer, store) is unreachable
  ├── SigningRefused          403  the SigningService refuses a request
  ├── Unauthorized            401  missing or wrong bearer token
@@ -64,6 +65,11 @@ class ChannelGone(PaychanError):
     code = "channel_closed"
 
 
+class Conflict(PaychanError):
+    status = 409
+    code = "state_conflict"
+
+
 class ServiceUnavailable(PaychanError):
     status = 503
     code = "service_unavailable"
@@ -88,7 +94,7 @@ ERROR_CLASSES: dict[str, type[PaychanError]] = {
     cls.__name__: cls
     for cls in (
         PaychanError, InvalidInput, InvalidPayment, FundingError, ChannelExists, ChannelNotFound,
-        ChannelGone, ServiceUnavailable, SigningRefused, Unauthorized, InternalError,
+        ChannelGone, Conflict, ServiceUnavailable, SigningRefused, Unauthorized, InternalError,
     )
 }
 

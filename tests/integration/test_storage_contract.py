@@ -465,4 +465,3 @@ async def test_unsynced_mode_still_writes(tmp_path: Path) -> None:
         assert len(list(store.scan(b"key"))) == 20
     finally:
         await store.close()
-

@@ -1,0 +1,1 @@
+"""Service runtime shared by the three processes: aiohttp plumbing, config loading, internal auth."""

@@ -1,0 +1,71 @@
+"""aiohttp plumbing: JSON responses, bounded JSON bodies, error and bearer-token middlewares."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from paychan_common.errors import InvalidInput, PaychanError, Unauthorized
+
+log = logging.getLogger("paychan.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response serialized with orjson."""
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
+
+
+async def read_json(request: web.Request, max_bytes: int = 65536) -> Any:
+    """Read and parse a JSON body, bounded in size; InvalidInput on anything malformed."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
+    body = await request.content.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("request body is not valid JSON", code="bad_json") from None
+
+
+def internal_error_body(err: PaychanError) -> dict[str, Any]:
+    """Body of an internal-API error: the error class travels so the caller can re-raise it."""
+    return {"error": {"class": type(err).__name__, "code": err.code, "message": err.message}}
+
+
+@web.middleware
+async def internal_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map errors of internal services to status + JSON; never a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except PaychanError as err:
+        return json_response(internal_error_body(err), status=err.status)
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        return json_response({"error": {"class": "InternalError", "code": "internal_error",
+                                        "message": "internal error"}}, status=500)
+
+
+def bearer_auth_middleware(token: str, open_paths: frozenset[str] = frozenset()) -> Any:
+    """Require `Authorization: Bearer <token>` (constant-time compare) except on open_paths."""
+    expected = ("Bearer " + token).encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in open_paths:
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                err = Unauthorized("missing or wrong bearer token")
+                return json_response(internal_error_body(err), status=401)
+        return await handler(request)
+
+    return middleware

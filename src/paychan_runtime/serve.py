@@ -1,0 +1,74 @@
+"""Running an aiohttp app: uvloop, TCP or unix socket, clean shutdown on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+log = logging.getLogger("paychan.serve")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """One-line log records on stderr."""
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def install_uvloop() -> None:
+    """Use uvloop's event loop policy when it is installed."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a declared dependency on Linux
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket with SO_REUSEPORT, shareable by several worker processes."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_app(app: web.Application, *, host: str | None = None, port: int | None = None,
+                    unix_path: str | None = None, sock: socket.socket | None = None,
+                    on_started: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down cleanly (cleanup contexts run)."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site: web.BaseSite
+    if sock is not None:
+        site = web.SockSite(runner, sock)
+    elif unix_path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(unix_path)
+        site = web.UnixSite(runner, unix_path)
+    else:
+        site = web.TCPSite(runner, host or "127.0.0.1", port or 0, reuse_address=True)
+    await site.start()
+    if unix_path is not None:
+        os.chmod(unix_path, 0o600)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if on_started is not None:
+        await on_started()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()
