@@ -1,0 +1,1 @@
+"""ChanStore: owns channel states (atomic updates, durable group commit over LevelDB)."""

@@ -26,9 +26,11 @@ async def read_json(request: web.Request, max_bytes: int = 65536) -> Any:
     """Read and parse a JSON body, bounded in size; InvalidInput on anything malformed."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
-    body = await request.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > max_bytes:
+            raise InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:

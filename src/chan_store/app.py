@@ -1,0 +1,207 @@
+"""The ChanStore HTTP application: bearer-authenticated JSON over `ChannelStore`.
+
+Routes (all but GET /health need the bearer token; errors are `{"error": {"class","code","message"}}`):
+GET /health, POST /channels, GET /channels, GET /channels/{outpoint}, POST /channels/{outpoint}/cas,
+POST /payments, GET /stats.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from chan_store.config import StoreConfig
+from chan_store.leveldb_storage import LevelDBStorage
+from chan_store.model import ChannelExistsAt, StateConflict
+from chan_store.storage import Storage
+from chan_store.store import ChannelStore, FatalHandler, exit_process
+from chan_store.wire import (
+    MAX_BODY_BYTES,
+    ListQuery,
+    error_json,
+    outpoint_hex,
+    parse_outpoint,
+    parse_payments_request,
+    parse_state,
+    payment_result_json,
+    require_object,
+    state_hex,
+    states_hex,
+)
+from paychan_common.errors import ChannelNotFound, InvalidInput
+from paychan_runtime.config import load_or_create_secret
+from paychan_runtime.http import (
+    Handler,
+    bearer_auth_middleware,
+    internal_error_middleware,
+    json_response,
+)
+
+__all__ = ["CONFIG_KEY", "STORE_KEY", "StorageFactory", "create_app", "open_leveldb"]
+
+log = logging.getLogger("paychan.chanstore")
+
+CONFIG_KEY = web.AppKey("config", StoreConfig)
+STORE_KEY = web.AppKey("store", ChannelStore)
+OPEN_PATHS = frozenset({"/health"})
+
+StorageFactory = Callable[[StoreConfig], Storage]
+
+
+def open_leveldb(config: StoreConfig) -> Storage:
+    """The production storage: LevelDB at storage.path (parents created)."""
+    path = config.storage.directory
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return LevelDBStorage(path, sync=config.storage.sync, max_batch=config.storage.max_batch)
+
+
+@web.middleware
+async def http_error_json_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own 4xx answers (unknown path, wrong method) as the JSON error body too."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return json_response({"error": {"class": "InvalidInput", "code": code, "message": exc.reason}},
+                             status=exc.status)
+
+
+async def read_json(request: web.Request, max_bytes: int) -> Any:
+    """Read the WHOLE body (bounded) and parse it as JSON; InvalidInput on anything malformed.
+
+    Not `paychan_runtime.http.read_json`: its single `content.read(n)` returns only what is buffered,
+    so a body arriving in several TCP chunks (a 1,000-payment batch) is cut short and refused.
+    """
+    too_large = InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(1 << 16):
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
+        raise InvalidInput("request body is not valid JSON", code="bad_json") from None
+
+
+async def health(request: web.Request) -> web.Response:
+    """GET /health: liveness, no auth; 503 once the store has failed (it is about to exit)."""
+    if request.app[STORE_KEY].failed:
+        return json_response({"ok": False}, status=503)
+    return json_response({"ok": True})
+
+
+async def create_channel(request: web.Request) -> web.Response:
+    """POST /channels {"state"} -> 201 {"state"}; 409 ChannelExists with "existing_outpoint"."""
+    body = require_object(await read_json(request, MAX_BODY_BYTES))
+    state = parse_state(body.get("state"))
+    try:
+        created = await request.app[STORE_KEY].create(state)
+    except ChannelExistsAt as err:
+        existing = None if err.existing_outpoint is None else outpoint_hex(err.existing_outpoint)
+        return json_response({"error": error_json(err, "ChannelExists"), "existing_outpoint": existing},
+                             status=err.status)
+    return json_response({"state": state_hex(created)}, status=201)
+
+
+async def get_channel(request: web.Request) -> web.Response:
+    """GET /channels/{outpoint} -> {"state"}; 404 if unknown."""
+    outpoint = parse_outpoint(request.match_info["outpoint"])
+    state = await request.app[STORE_KEY].get(outpoint)
+    if state is None:
+        raise ChannelNotFound(f"no channel with funding outpoint {outpoint}")
+    return json_response({"state": state_hex(state)})
+
+
+async def list_channels(request: web.Request) -> web.Response:
+    """GET /channels?status&client_pubkey&expiring_before&after&limit -> {"states", "next"}."""
+    query = ListQuery.parse(request.query)
+    page = await request.app[STORE_KEY].list(
+        status=query.status, client_pubkey=query.client_pubkey, expiring_before=query.expiring_before,
+        after=query.after, limit=query.limit)
+    cursor = None if page.next is None else outpoint_hex(page.next)
+    return json_response({"states": states_hex(page.states), "next": cursor})
+
+
+async def apply_payments(request: web.Request) -> web.Response:
+    """POST /payments {"now", "payments": [...]} -> {"results": [...]} (one durable batch)."""
+    now, items = parse_payments_request(await read_json(request, MAX_BODY_BYTES))
+    results = await request.app[STORE_KEY].apply_payments(items, now)
+    return json_response({"results": [payment_result_json(result) for result in results]})
+
+
+async def compare_and_set(request: web.Request) -> web.Response:
+    """POST /channels/{outpoint}/cas {"expected": sha256hex, "state"} -> {"state"}; 409 with "current"."""
+    outpoint = parse_outpoint(request.match_info["outpoint"])
+    body = require_object(await read_json(request, MAX_BODY_BYTES))
+    expected_hex = body.get("expected")
+    if not isinstance(expected_hex, str) or len(expected_hex) != 64:
+        raise InvalidInput("expected must be 64 hex characters (SHA256 of the current state)")
+    try:
+        expected = bytes.fromhex(expected_hex)
+    except ValueError:
+        raise InvalidInput("expected is not valid hex") from None
+    state = parse_state(body.get("state"))
+    if state.outpoint != outpoint:
+        raise InvalidInput("the state's outpoint differs from the one in the path")
+    try:
+        stored = await request.app[STORE_KEY].compare_and_set(expected, state)
+    except StateConflict as err:
+        current = None if err.current is None else state_hex(err.current)
+        return json_response({"error": error_json(err, "Conflict"), "current": current}, status=err.status)
+    return json_response({"state": state_hex(stored)})
+
+
+async def stats(request: web.Request) -> web.Response:
+    """GET /stats -> channel counts, memory use and the storage's commit counters."""
+    store = request.app[STORE_KEY]
+    commit = store.storage_stats()
+    storage = dataclasses.asdict(commit) | {"mean_batch_size": commit.mean_batch_size}
+    return json_response({"counts": store.counts(), "memory": store.memory(), "storage": storage})
+
+
+def create_app(config: StoreConfig, *, storage_factory: StorageFactory = open_leveldb,
+               on_fatal: FatalHandler = exit_process) -> web.Application:
+    """The ChanStore app; the storage is opened and the channels loaded in a cleanup context."""
+    token = load_or_create_secret(Path(config.auth.token_file))
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[http_error_json_middleware, internal_error_middleware,
+                     bearer_auth_middleware(token, OPEN_PATHS)],
+    )
+    app[CONFIG_KEY] = config
+
+    async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+        if not config.storage.sync:
+            log.warning("storage.sync = false: acknowledged payments can be lost on a crash "
+                        "(UNSAFE, for benchmarks only)")
+        storage = storage_factory(config)
+        try:
+            store = ChannelStore(storage, cache_size=config.storage.cache_size, on_fatal=on_fatal)
+            store.load()
+            app[STORE_KEY] = store
+            yield
+        finally:
+            await storage.close()
+
+    app.cleanup_ctx.append(storage_ctx)
+    app.router.add_get("/health", health)
+    app.router.add_post("/channels", create_channel)
+    app.router.add_get("/channels", list_channels)
+    app.router.add_get("/channels/{outpoint}", get_channel)
+    app.router.add_post("/channels/{outpoint}/cas", compare_and_set)
+    app.router.add_post("/payments", apply_payments)
+    app.router.add_get("/stats", stats)
+    return app

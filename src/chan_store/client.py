@@ -1,0 +1,259 @@
+"""ChanStoreClient: the typed client of ChanStore's HTTP API, used by PayChanServer.
+
+`apply_payment` coalesces concurrent calls into `POST /payments` batches (adaptive micro-batching):
+with fewer than `max_in_flight` batch requests under way a call is sent at once; otherwise it waits in
+a queue, and each batch request that returns sends up to `max_batch` queued calls as the next batch.
+Low load costs no added latency; high load costs one request (and one durable store write) per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from chan_store.model import (
+    ChannelExistsAt,
+    ChannelPage,
+    PaymentApplied,
+    PaymentItem,
+    PaymentResult,
+    StateConflict,
+    StoreStats,
+    state_digest,
+)
+from chan_store.storage import CommitStats
+from chan_store.wire import (
+    ListQuery,
+    outpoint_hex,
+    parse_outpoint,
+    parse_payment_result,
+    parse_state,
+    payment_item_json,
+    require_object,
+    state_hex,
+)
+from paychan_common.errors import (
+    ChannelExists,
+    ChannelNotFound,
+    Conflict,
+    InvalidInput,
+    PaychanError,
+    ServiceUnavailable,
+    error_from_json,
+)
+from paychan_common.state import ChannelState, Status
+from paychan_common.tx import OutPoint
+from paychan_runtime.client import InternalClient
+
+__all__ = ["ChanStoreClient", "ChannelExistsAt", "PaymentApplied", "StateConflict"]
+
+_Waiter = tuple[PaymentItem, asyncio.Future[PaymentResult]]
+_Sender = Callable[[Sequence[PaymentItem]], Awaitable[builtins.list[PaymentResult]]]
+
+
+def _malformed(what: str, exc: InvalidInput) -> ServiceUnavailable:
+    return ServiceUnavailable(f"chan store sent a malformed {what}: {exc.message}")
+
+
+def _copy_error(err: PaychanError) -> PaychanError:
+    """A fresh instance of the same class for each caller (one exception object per raise)."""
+    return error_from_json(type(err).__name__, err.code, err.message)
+
+
+class _PaymentBatcher:
+    """Adaptive micro-batching of single payments into batch requests (see the module docstring)."""
+
+    def __init__(self, send: _Sender, max_in_flight: int, max_batch: int) -> None:
+        if max_in_flight < 1 or max_batch < 1:
+            raise ValueError("max_in_flight and max_batch must be >= 1")
+        self._send = send
+        self._max_in_flight = max_in_flight
+        self._max_batch = max_batch
+        self._queue: deque[_Waiter] = deque()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.batches_sent = 0
+
+    async def submit(self, item: PaymentItem) -> PaymentResult:
+        """Queue one payment and return its own result (or error object)."""
+        future: asyncio.Future[PaymentResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        self._pump()
+        return await future
+
+    def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue and self._in_flight < self._max_in_flight:
+            # Take the batch now, so that a request in flight never waits for a slot it does not need.
+            count = min(len(self._queue), self._max_batch)
+            batch = [self._queue.popleft() for _ in range(count)]
+            self._in_flight += 1
+            task = loop.create_task(self._run(batch), name="chanstore-payments")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: builtins.list[_Waiter]) -> None:
+        try:
+            live = [(item, future) for item, future in batch if not future.done()]
+            if not live:
+                return
+            self.batches_sent += 1
+            try:
+                results = await self._send([item for item, _ in live])
+            except PaychanError as err:
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(_copy_error(err))
+                return
+            for (_, future), result in zip(live, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+        finally:
+            for _, future in batch:
+                if not future.done():  # only if _send broke its contract; never leave a caller hanging
+                    future.set_exception(ServiceUnavailable("chan store payment batch failed"))
+            self._in_flight -= 1
+            self._pump()
+
+
+class ChanStoreClient:
+    """Async client of ChanStore; methods return core types and raise the typed errors of the store."""
+
+    def __init__(self, base_url: str, token: str, *, unix_path: str | None = None, pool_size: int = 100,
+                 max_in_flight: int = 2, max_batch: int = 1000, timeout: float = 30.0) -> None:
+        self._http = InternalClient(base_url, token, unix_path=unix_path, pool_size=pool_size,
+                                    timeout=timeout, name="chan store")
+        self._batcher = _PaymentBatcher(self._post_payments, max_in_flight, max_batch)
+
+    @property
+    def batches_sent(self) -> int:
+        """Number of `POST /payments` requests sent by `apply_payment` so far."""
+        return self._batcher.batches_sent
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._http.close()
+
+    async def health(self) -> bool:
+        """True if the store answers `GET /health`."""
+        body = await self._http.request("GET", "/health")
+        return isinstance(body, dict) and body.get("ok") is True
+
+    async def create(self, state: ChannelState) -> ChannelState:
+        """Store a new open channel; ChannelExistsAt (a ChannelExists) names the existing channel."""
+        try:
+            body = await self._http.request("POST", "/channels", {"state": state_hex(state)})
+        except ChannelExists as err:
+            existing = await self._existing_channel(state, err.code)
+            raise ChannelExistsAt(err.message, existing, code=err.code) from None
+        return self._state_of(body)
+
+    async def get(self, outpoint: OutPoint) -> ChannelState | None:
+        """The channel's state, or None."""
+        try:
+            body = await self._http.request("GET", "/channels/" + outpoint_hex(outpoint))
+        except ChannelNotFound:
+            return None
+        return self._state_of(body)
+
+    async def apply_payment(self, outpoint: OutPoint, change_value: int, der: bytes, sighash: int,
+                            now: int) -> PaymentApplied:
+        """Apply one payment (coalesced with concurrent calls); raise its own typed error if refused."""
+        result = await self._batcher.submit(PaymentItem(outpoint, change_value, der, sighash, now))
+        if isinstance(result, PaychanError):
+            raise result
+        return result
+
+    async def apply_payments(self, items: Sequence[PaymentItem], now: int) -> builtins.list[PaymentResult]:
+        """Apply a batch of payments in one request (no coalescing); per-item result or error."""
+        return await self._post_payments(items, now)
+
+    async def compare_and_set(self, old: ChannelState, new: ChannelState) -> ChannelState:
+        """Replace `old` by `new` if `old` is still the stored state; else StateConflict (a Conflict)."""
+        body = {"expected": state_digest(old).hex(), "state": state_hex(new)}
+        try:
+            answer = await self._http.request("POST", f"/channels/{outpoint_hex(new.outpoint)}/cas", body)
+        except Conflict as err:
+            try:
+                current = await self.get(new.outpoint)
+            except PaychanError:
+                current = None
+            raise StateConflict(err.message, current, code=err.code) from None
+        return self._state_of(answer)
+
+    async def stats(self) -> StoreStats:
+        """Channel counts, memory use and the storage's commit counters."""
+        body = require_object(await self._http.request("GET", "/stats"), "stats")
+        try:
+            storage = require_object(body.get("storage"), "stats.storage")
+            fields = {name: storage[name] for name in CommitStats.__dataclass_fields__}
+            return StoreStats(counts=dict(body["counts"]), memory=dict(body["memory"]),
+                              storage=CommitStats(**fields))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServiceUnavailable(f"chan store sent malformed stats: {exc!r}") from None
+
+    async def list_page(self, *, status: Status | None = None, client_pubkey: bytes | None = None,
+                        expiring_before: int | None = None, after: OutPoint | None = None,
+                        limit: int = 100) -> ChannelPage:
+        """One page of states with the cursor of the next page (see ChannelStore.list)."""
+        query = ListQuery(status, client_pubkey, expiring_before, after, limit)
+        body = require_object(await self._http.request("GET", "/channels", params=query.params()), "list")
+        try:
+            states = body.get("states")
+            if not isinstance(states, builtins.list):
+                raise InvalidInput("states must be a list")
+            cursor = body.get("next")
+            return ChannelPage(tuple(parse_state(text) for text in states),
+                               None if cursor is None else parse_outpoint(cursor, "next"))
+        except InvalidInput as exc:
+            raise _malformed("channel list", exc) from None
+
+    async def list(self, *, status: Status | None = None, client_pubkey: bytes | None = None,
+                   expiring_before: int | None = None, after: OutPoint | None = None,
+                   limit: int = 100) -> builtins.list[ChannelState]:
+        """One page of states; pass the last one's outpoint as `after` for the next page."""
+        page = await self.list_page(status=status, client_pubkey=client_pubkey,
+                                    expiring_before=expiring_before, after=after, limit=limit)
+        return builtins.list(page.states)
+
+    async def _existing_channel(self, state: ChannelState, code: str) -> OutPoint | None:
+        """The channel a 409 refers to: the same outpoint, or the key's open channel (looked up)."""
+        if code != "open_channel_exists":
+            return state.outpoint
+        try:
+            page = await self.list_page(status=Status.OPEN, client_pubkey=state.client_pubkey, limit=1)
+        except PaychanError:
+            return None
+        return page.states[0].outpoint if page.states else None
+
+    async def _post_payments(self, items: Sequence[PaymentItem], now: int | None = None
+                             ) -> builtins.list[PaymentResult]:
+        if not items:
+            return []
+        top = now if now is not None else items[0].now
+        if top is None:
+            raise InvalidInput("now is required")
+        payments = []
+        for item in items:
+            encoded = payment_item_json(item)
+            if encoded.get("now") == top:
+                del encoded["now"]
+            payments.append(encoded)
+        body = await self._http.request("POST", "/payments", {"now": top, "payments": payments})
+        try:
+            results = require_object(body, "payments answer").get("results")
+            if not isinstance(results, builtins.list) or len(results) != len(items):
+                raise InvalidInput("results must be a list with one result per payment")
+            return [parse_payment_result(result) for result in results]
+        except InvalidInput as exc:
+            raise _malformed("payments answer", exc) from None
+
+    @staticmethod
+    def _state_of(body: Any) -> ChannelState:
+        try:
+            return parse_state(require_object(body, "answer").get("state"))
+        except InvalidInput as exc:
+            raise _malformed("state", exc) from None

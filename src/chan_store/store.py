@@ -1,0 +1,426 @@
+"""ChannelStore: the ChanStore core (no HTTP). Owns channel states; atomic updates; durable.
+
+Memory holds only open and closing channels, as serialized bytes keyed by the 36-byte outpoint, plus a
+bounded LRU of parsed states; closed channels are read from storage on demand (spec 12 item 11).
+
+Every mutation checks and updates memory synchronously, then hands ONE batch to the storage; its caller
+is answered only once that batch is durable. Memory may run ahead of disk, never the other way: a read
+that sees a not-yet-durable state waits for the write carrying it. A failed write leaves memory ahead of
+disk, so the store fail-stops: it logs CRITICAL, calls `on_fatal` (by default: end the process with
+status 70, to be restarted and reload from disk) and refuses every further request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import hashlib
+import logging
+import os
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+
+from chan_store import keys
+from chan_store.model import (
+    MAX_LIST_LIMIT,
+    MAX_PAYMENTS,
+    MAX_TIME,
+    ChannelExistsAt,
+    ChannelPage,
+    PaymentApplied,
+    PaymentItem,
+    PaymentResult,
+    StateConflict,
+    check_count,
+)
+from chan_store.storage import CommitStats, Storage, StorageError, WriteBatch
+from paychan_common.errors import ChannelNotFound, InvalidInput, PaychanError, ServiceUnavailable
+from paychan_common.rules import apply_payment
+from paychan_common.state import ChannelState, Status
+from paychan_common.tx import OutPoint
+
+__all__ = ["DEFAULT_CACHE_SIZE", "EXIT_FAIL_STOP", "ChannelStore", "FatalHandler", "exit_process"]
+
+log = logging.getLogger("paychan.chanstore")
+
+DEFAULT_CACHE_SIZE = 50_000
+EXIT_FAIL_STOP = 70  # EX_SOFTWARE
+
+FatalHandler = Callable[[BaseException], None]
+_Commit = asyncio.Task[None]
+_LIVE = (Status.OPEN, Status.CLOSING)
+
+
+def exit_process(exc: BaseException) -> None:
+    """Fail-stop: flush the log handlers and end the process at once (memory is ahead of disk)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_FAIL_STOP)
+
+
+class _Staged:
+    """The writes of one mutation: each channel's state as the batch finds it on disk, and its new state."""
+
+    __slots__ = ("_new", "_old")
+
+    def __init__(self) -> None:
+        self._old: dict[bytes, bytes | None] = {}
+        self._new: dict[bytes, bytes] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._new)
+
+    @property
+    def outpoints(self) -> tuple[bytes, ...]:
+        """The channels written."""
+        return tuple(self._new)
+
+    def stage(self, outpoint: bytes, old: bytes | None, new: bytes) -> None:
+        """Record a write; a second write of a channel keeps the first `old`."""
+        self._old.setdefault(outpoint, old)
+        self._new[outpoint] = new
+
+    def batch(self) -> WriteBatch:
+        """Put every new state; move each index entry whose status, expiry or key changed."""
+        puts: list[tuple[bytes, bytes]] = []
+        deletes: list[bytes] = []
+        for outpoint, new in self._new.items():
+            puts.append((keys.channel_key(outpoint), new))
+            new_index = keys.index_keys(outpoint, new)
+            old = self._old[outpoint]
+            old_index = keys.index_keys(outpoint, old) if old is not None else ()
+            deletes.extend(key for key in old_index if key not in new_index)
+            puts.extend((key, b"") for key in new_index if key not in old_index)
+        return WriteBatch(puts=tuple(puts), deletes=tuple(deletes))
+
+
+def _serialize(state: ChannelState) -> bytes:
+    try:
+        return state.serialize()
+    except (struct.error, OverflowError, AttributeError, TypeError) as exc:
+        raise InvalidInput(f"channel state field out of range: {exc}") from None
+
+
+def _parse_stored(data: bytes) -> ChannelState:
+    try:
+        return ChannelState.parse(data)
+    except InvalidInput as exc:
+        raise StorageError(f"stored channel state is corrupt: {exc.message}") from None
+
+
+class ChannelStore:
+    """The channel states, over a `Storage`; call `load()` once before use, then use from one event loop."""
+
+    def __init__(self, storage: Storage, *, cache_size: int = DEFAULT_CACHE_SIZE,
+                 on_fatal: FatalHandler = exit_process) -> None:
+        if cache_size < 1:
+            raise ValueError("cache_size must be >= 1")
+        self._storage = storage
+        self._cache_size = cache_size
+        self._on_fatal = on_fatal
+        self._live: dict[bytes, bytes] = {}  # open/closing (and closed until durable): outpoint -> state
+        self._cache: OrderedDict[bytes, ChannelState] = OrderedDict()  # parsed states of live channels
+        self._creating: dict[bytes, bytes] = {}  # client key -> outpoint, creates not yet durable
+        self._pending: dict[bytes, _Commit] = {}  # outpoint -> latest write of it not yet durable
+        self._counts: dict[Status, int] = dict.fromkeys(Status, 0)
+        self._failure: BaseException | None = None
+
+    # ------------------------------------------------------------------ start-up and introspection
+
+    def load(self) -> None:
+        """Load the open and closing channels from the status index; count the closed ones."""
+        started = time.perf_counter()
+        live: dict[bytes, bytes] = {}
+        counts = dict.fromkeys(Status, 0)
+        for status in _LIVE:
+            for key, _ in self._storage.scan(keys.status_prefix(status)):
+                outpoint = keys.outpoint_of_index_key(key)
+                data = self._storage.get(keys.channel_key(outpoint))
+                if data is None:
+                    raise StorageError(f"status index names a missing channel {outpoint.hex()}")
+                # A full parse costs ~10 us (10 s per million channels): check the indexed fields only;
+                # states are parsed when first used, and a corrupt one then fails as an internal error.
+                if not keys.raw_index_key_ok(key, outpoint, data):
+                    raise StorageError(f"status index disagrees with the state of channel {outpoint.hex()}")
+                live[outpoint] = data
+                counts[status] += 1
+        counts[Status.CLOSED] = sum(1 for _ in self._storage.scan(keys.status_prefix(Status.CLOSED)))
+        self._live, self._counts = live, counts
+        self._cache.clear()
+        log.info("loaded %d open and %d closing channels (%d closed on disk) in %.3f s",
+                 counts[Status.OPEN], counts[Status.CLOSING], counts[Status.CLOSED],
+                 time.perf_counter() - started)
+
+    def counts(self) -> dict[str, int]:
+        """Number of channels by status label (including writes not yet durable)."""
+        return {status.label: self._counts[status] for status in Status}
+
+    def memory(self) -> dict[str, int]:
+        """Channels held in memory, and parsed states cached."""
+        return {"live": len(self._live), "cached": len(self._cache)}
+
+    def storage_stats(self) -> CommitStats:
+        """The storage's commit counters."""
+        return self._storage.stats()
+
+    @property
+    def failed(self) -> bool:
+        """True once a write failed: the store refuses every request until restarted."""
+        return self._failure is not None
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, outpoint: OutPoint) -> ChannelState | None:
+        """The channel's state (once durable), or None."""
+        self._check_usable()
+        op = outpoint.serialize()
+        found = self._lookup(op)
+        await self._durable_ops((op,))
+        return None if found is None else found[1]
+
+    async def list(self, *, status: Status | None = None, client_pubkey: bytes | None = None,
+                   expiring_before: int | None = None, after: OutPoint | None = None,
+                   limit: int = 100) -> ChannelPage:
+        """One page of states: by client index if client_pubkey, else by status/expiry if status, else by
+        outpoint; `after` is the last outpoint of the previous page (exclusive)."""
+        self._check_usable()
+        check_count(limit, "limit", MAX_LIST_LIMIT)
+        if limit == 0:
+            raise InvalidInput("limit must be at least 1")
+        if expiring_before is not None:
+            check_count(expiring_before, "expiring_before", MAX_TIME)
+            if status is None and client_pubkey is None:
+                raise InvalidInput("expiring_before needs status or client_pubkey")
+        if client_pubkey is not None and len(client_pubkey) != keys.PUBKEY_LEN:
+            raise InvalidInput("client_pubkey must be 33 bytes")
+        prefix, start = self._list_range(status, client_pubkey, after)
+        by_expiry = client_pubkey is None and status is not None
+        found: list[ChannelState] = []
+        for key, value in self._storage.scan(prefix, start):
+            if by_expiry and expiring_before is not None and int.from_bytes(key[2:6], "big") >= expiring_before:
+                break
+            op = keys.outpoint_of_index_key(key)
+            entry = self._lookup(op, value if prefix == keys.CHANNEL else None)
+            if entry is None:
+                continue
+            state = entry[1]
+            if status is not None and state.status is not status:
+                continue  # changed since; it will be found under its new status once durable
+            if expiring_before is not None and state.exp_time >= expiring_before:
+                continue
+            found.append(state)
+            if len(found) == limit:
+                break
+        await self._durable_ops(state.outpoint.serialize() for state in found)
+        cursor = found[-1].outpoint if len(found) == limit else None
+        return ChannelPage(tuple(found), cursor)
+
+    def _list_range(self, status: Status | None, client_pubkey: bytes | None,
+                    after: OutPoint | None) -> tuple[bytes, bytes | None]:
+        op = None if after is None else after.serialize()
+        if client_pubkey is not None:
+            start = None if op is None else keys.key_after(keys.client_key(client_pubkey, op))
+            return keys.client_prefix(client_pubkey), start
+        if status is not None:
+            if op is None:
+                return keys.status_prefix(status), None
+            cursor = self._lookup(op)
+            if cursor is None:
+                raise InvalidInput("unknown pagination cursor `after`")
+            return keys.status_prefix(status), keys.key_after(keys.status_key(status, cursor[1].exp_time, op))
+        return keys.CHANNEL, None if op is None else keys.key_after(keys.channel_key(op))
+
+    # ------------------------------------------------------------------ mutations
+
+    async def create(self, state: ChannelState) -> ChannelState:
+        """Store a new open channel; ChannelExistsAt if the outpoint is known or the key has an open channel."""
+        self._check_usable()
+        if state.status is not Status.OPEN:
+            raise InvalidInput("a new channel must be open")
+        if len(state.client_pubkey) != keys.PUBKEY_LEN:
+            raise InvalidInput("client_pubkey must be 33 bytes")
+        op = state.outpoint.serialize()
+        pubkey = state.client_pubkey
+        if op in self._live or self._storage.get(keys.channel_key(op)) is not None:
+            raise ChannelExistsAt("channel exists: this funding outpoint is already stored", state.outpoint)
+        other = self._open_channel_of(pubkey)
+        if other is not None:
+            raise ChannelExistsAt("channel exists: an open channel for this client key exists",
+                                  OutPoint.parse(other), code="open_channel_exists")
+        data = _serialize(state)
+        staged = _Staged()
+        staged.stage(op, None, data)
+        self._replace(op, None, state, data)
+        self._creating[pubkey] = op
+
+        def created() -> None:
+            if self._creating.get(pubkey) == op:
+                del self._creating[pubkey]
+
+        await self._durable(self._start_commit(staged, created))
+        return state
+
+    async def apply_payments(self, items: Sequence[PaymentItem], now: int) -> builtins.list[PaymentResult]:
+        """Apply payments in order (rules.apply_payment); all successes are committed as ONE batch."""
+        self._check_usable()
+        check_count(now, "now", MAX_TIME)
+        if len(items) > MAX_PAYMENTS:
+            raise InvalidInput(f"too many payments in one call (limit {MAX_PAYMENTS})")
+        results: list[PaymentResult] = []
+        staged = _Staged()
+        seen: list[bytes] = []
+        for item in items:
+            op = item.outpoint.serialize()
+            seen.append(op)
+            try:
+                found = self._lookup(op)
+                if found is None:
+                    raise ChannelNotFound(f"no channel with funding outpoint {item.outpoint}")
+                old, state = found
+                when = now if item.now is None else item.now
+                accepted = apply_payment(state, item.change_value, item.der, item.sighash, when)
+                new = _serialize(accepted.state)
+            except PaychanError as err:
+                results.append(err)
+                continue
+            staged.stage(op, old, new)
+            self._replace(op, old, accepted.state, new)
+            results.append(PaymentApplied(accepted.value_received, accepted.state.change_value,
+                                          accepted.state.status))
+        if staged:
+            self._start_commit(staged)
+        await self._durable_ops(seen)  # our write, and any write an error was judged against
+        return results
+
+    async def compare_and_set(self, expected_sha256: bytes, new_state: ChannelState) -> ChannelState:
+        """Replace the state if SHA256(current serialized state) == expected; else StateConflict(current)."""
+        self._check_usable()
+        if type(expected_sha256) is not bytes or len(expected_sha256) != 32:
+            raise InvalidInput("expected must be a 32-byte SHA256")
+        op = new_state.outpoint.serialize()
+        found = self._lookup(op)
+        if found is None:
+            raise ChannelNotFound(f"no channel with funding outpoint {new_state.outpoint}")
+        old, current = found
+        if hashlib.sha256(old).digest() != expected_sha256:
+            await self._durable_ops((op,))
+            raise StateConflict("state conflict: the channel changed since it was read", current)
+        if new_state.client_pubkey != current.client_pubkey or new_state.exp_time != current.exp_time:
+            raise InvalidInput("compare_and_set cannot change a channel's client key or expiry")
+        new = _serialize(new_state)
+        if new == old:
+            await self._durable_ops((op,))
+            return new_state
+        staged = _Staged()
+        staged.stage(op, old, new)
+        self._replace(op, old, new_state, new)
+        await self._durable(self._start_commit(staged))
+        return new_state
+
+    # ------------------------------------------------------------------ memory
+
+    def _lookup(self, op: bytes, stored: bytes | None = None) -> tuple[bytes, ChannelState] | None:
+        """(serialized, parsed) latest state: memory first, else storage (`stored` if already read)."""
+        data = self._live.get(op)
+        if data is not None:
+            state = self._cache.get(op)
+            if state is None:
+                state = _parse_stored(data)
+                self._remember(op, state)
+            else:
+                self._cache.move_to_end(op)
+            return data, state
+        if stored is None:
+            stored = self._storage.get(keys.channel_key(op))
+            if stored is None:
+                return None
+        return stored, _parse_stored(stored)
+
+    def _remember(self, op: bytes, state: ChannelState) -> None:
+        self._cache[op] = state
+        self._cache.move_to_end(op)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _replace(self, op: bytes, old: bytes | None, state: ChannelState, new: bytes) -> None:
+        """Make `state` the channel's latest state in memory (a closed one stays until durable)."""
+        if old is not None:
+            self._counts[keys.raw_status(old)] -= 1
+        self._counts[state.status] += 1
+        self._live[op] = new
+        self._remember(op, state)
+
+    def _open_channel_of(self, pubkey: bytes) -> bytes | None:
+        """Outpoint of an open channel of this client key, if any."""
+        creating = self._creating.get(pubkey)
+        if creating is not None:
+            return creating
+        for key, _ in self._storage.scan(keys.client_prefix(pubkey)):
+            op = keys.outpoint_of_index_key(key)
+            data = self._live.get(op)
+            if data is not None and keys.raw_status(data) is Status.OPEN:
+                return op
+        return None
+
+    # ------------------------------------------------------------------ durability
+
+    def _start_commit(self, staged: _Staged, after: Callable[[], None] | None = None) -> _Commit:
+        """Hand the batch to the storage now (tasks start in creation order, so batches stay in order)."""
+        batch = staged.batch()
+        ops = staged.outpoints
+        task = asyncio.get_running_loop().create_task(self._storage.commit(batch), name="chanstore-commit")
+        for op in ops:
+            self._pending[op] = task
+
+        def done(task: _Commit) -> None:
+            exc: BaseException | None
+            exc = StorageError("commit cancelled, outcome unknown") if task.cancelled() else task.exception()
+            if exc is not None:
+                self._fail(exc)
+                return
+            for op in ops:
+                if self._pending.get(op) is task:
+                    del self._pending[op]
+                    self._settle(op)
+            if after is not None:
+                after()
+
+        task.add_done_callback(done)
+        return task
+
+    def _settle(self, op: bytes) -> None:
+        """A channel whose latest state is now durable leaves memory if it is closed."""
+        data = self._live.get(op)
+        if data is not None and keys.raw_status(data) is Status.CLOSED:
+            del self._live[op]
+            self._cache.pop(op, None)
+
+    async def _durable(self, task: _Commit) -> None:
+        """Wait until `task`'s batch is durable; ServiceUnavailable if the write failed."""
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise ServiceUnavailable("channel store write was cancelled; the store stops") from None
+            raise
+        except StorageError as exc:
+            raise ServiceUnavailable("channel store write failed; the store stops") from exc
+
+    async def _durable_ops(self, ops: Iterable[bytes]) -> None:
+        """Wait until the latest writes of these channels (those pending now) are durable."""
+        tasks = {task for op in ops if (task := self._pending.get(op)) is not None}
+        for task in tasks:
+            await self._durable(task)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is not None:
+            return
+        self._failure = exc
+        log.critical("storage write failed, memory is ahead of disk: fail-stop (%r)", exc)
+        self._on_fatal(exc)
+
+    def _check_usable(self) -> None:
+        if self._failure is not None:
+            raise ServiceUnavailable("channel store failed (a write failed); it must be restarted")

@@ -1,0 +1,32 @@
+"""The client's refund transaction after exp_time (spec 8.5), built by the core."""
+
+from __future__ import annotations
+
+from paychan_common.channel import ChannelParams
+from paychan_common.errors import PaychanError
+from paychan_common.keys import PrivateKey
+from paychan_common.settlement import build_refund, refund_fee_for_rate
+from paychan_common.tx import OutPoint, Transaction
+
+from .errors import InvalidArgument
+from .payments import parse_address
+
+
+def build_refund_tx(params: ChannelParams, key: PrivateKey, outpoint: OutPoint, funding_value: int,
+                    refund_address: str, *, fee: int | None = None, fee_rate: int | None = None) -> Transaction:
+    """Signed refund: nLockTime = exp_time, nSequence 0xfffffffe, fee given or rate x size (spec 8.5)."""
+    if (fee is None) == (fee_rate is None):
+        raise InvalidArgument("give exactly one of fee and fee_rate")
+    if key.public_key != params.client_pubkey:
+        raise InvalidArgument("the key is not the channel's client key")
+    script = parse_address(refund_address, params.network).script_pubkey
+    redeem = params.redeem_script
+    try:
+        if fee is None:
+            assert fee_rate is not None
+            if fee_rate < 0:
+                raise InvalidArgument("fee_rate must not be negative")
+            fee = refund_fee_for_rate(outpoint, funding_value, redeem, params.exp_time, script, fee_rate, key)
+        return build_refund(outpoint, funding_value, redeem, params.exp_time, script, fee, key)
+    except PaychanError as exc:
+        raise InvalidArgument(exc.message) from None

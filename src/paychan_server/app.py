@@ -1,0 +1,106 @@
+"""PayChanServer application factory: resources in cleanup_ctx, routes, middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from aiohttp import web
+from chan_store.client import ChanStoreClient
+
+from paychan_common.address import Address
+from paychan_common.errors import ServiceUnavailable
+from paychan_common.keys import PublicKey
+from paychan_runtime.client import InternalClient
+from paychan_runtime.config import load_or_create_secret
+
+from .appkeys import MAX_BODY, SERVICE
+from .blockchain import Blockchain, DebugChain
+from .clock import Clock
+from .config import ServerConfig
+from .middleware import add_cors, error_middleware, options_handler
+from .routes_v1 import add_routes as add_v1
+from .routes_v2 import add_routes as add_v2
+from .service import PayChanService
+from .settler import Settler
+from .signer_client import SignerClient
+
+log = logging.getLogger("paychan.server")
+
+BACKGROUND: web.AppKey[bool] = web.AppKey("background", bool)
+
+
+def make_blockchain(cfg: ServerConfig) -> Blockchain:
+    """The debug chain (documented debug mode) or the bitcoind adapter."""
+    if cfg.debug.enable:
+        return DebugChain(cfg.settlement.fee_rate_sat_per_byte)
+    from .bitcoind import BitcoindChain
+
+    return BitcoindChain(cfg.bitcoin, cfg.settlement)
+
+
+async def _wait_signer(signer: SignerClient, cfg: ServerConfig, wait_s: float = 60.0) -> tuple[PublicKey, Address]:
+    """Fetch the server key, retrying every 0.1 s until the SigningService answers (spec 10.3)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        try:
+            return await signer.info(cfg.bitcoin.net)
+        except ServiceUnavailable:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+def create_app(cfg: ServerConfig, *, background: bool = True) -> web.Application:
+    """Build the PayChanServer app; resources are opened and closed by cleanup_ctx."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=cfg.listen.max_body_bytes)
+    app[MAX_BODY] = cfg.listen.max_body_bytes
+    app[BACKGROUND] = background
+    app.on_response_prepare.append(add_cors)
+    add_v1(app, options_handler)
+    add_v2(app, options_handler)
+    app.router.add_get("/health", _health)
+    app.cleanup_ctx.append(_resources(cfg))
+    return app
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+def _resources(cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        token = load_or_create_secret(Path(cfg.auth.token_file))
+        cs = cfg.chan_store
+        store = ChanStoreClient(cs.url, token, unix_path=cs.unix_path, pool_size=cs.pool_size)
+        ss = cfg.signing_service
+        signer = SignerClient(InternalClient(ss.url, token, unix_path=ss.unix_path, pool_size=ss.pool_size,
+                                             timeout=ss.timeout_seconds, name="SigningService"))
+        chain = make_blockchain(cfg)
+        try:
+            server_pk, destination = await _wait_signer(signer, cfg)
+        except BaseException:
+            await asyncio.gather(store.close(), signer.close(), chain.close())
+            raise
+        clock = Clock(cfg.debug.time_offset_seconds)
+        svc_settler = Settler(store, signer, chain, destination.script_pubkey, cfg.channel.policy(),
+                              cfg.settlement, clock)
+        svc = PayChanService(cfg, store, chain, svc_settler, server_pk, clock)
+        app[SERVICE] = svc
+        task = asyncio.create_task(svc_settler.run()) if app[BACKGROUND] else None
+        if cfg.debug.enable:
+            log.warning("DEBUG MODE: fake funding derived from client keys; settlements are not broadcast")
+        log.info("PayChanServer ready: server key %s, network %s", server_pk, cfg.bitcoin.network)
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.gather(store.close(), signer.close(), chain.close())
+
+    return ctx
+

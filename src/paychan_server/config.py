@@ -1,0 +1,122 @@
+"""PayChanServer configuration (server.toml)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from paychan_common.network import Network
+from paychan_common.rules import ChannelPolicy
+from paychan_runtime.config import ConfigModel
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ListenConfig(ConfigModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    max_body_bytes: int = Field(default=16384, ge=1024, le=1 << 20)
+
+
+class ServiceRef(ConfigModel):
+    """Where an internal service listens (TCP URL or unix socket)."""
+
+    url: str = "http://127.0.0.1:17079"
+    unix_path: str | None = None
+    pool_size: int = Field(default=100, ge=1, le=10000)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+
+class ChannelConfig(ConfigModel):
+    dust_limit: int = Field(default=700, ge=0)
+    open_price: int = Field(default=100_000, ge=0)
+    funding_min_conf: int = Field(default=10, ge=0)
+    settlement_period_hours: int = Field(default=12, ge=0)
+    min_duration_hours: int = Field(default=48, ge=0)
+    report_value_left_minus_dust: bool = False  # mimic the seed's `change - dust_limit` (spec 6.5)
+
+    def policy(self) -> ChannelPolicy:
+        """The core's policy value."""
+        return ChannelPolicy(self.dust_limit, self.open_price, self.funding_min_conf, self.settlement_period_hours,
+                             self.min_duration_hours)
+
+
+class V1Config(ConfigModel):
+    base_price: int = Field(default=70_000, ge=0)
+    price_add_settlement_fee: bool = True
+
+
+class SettlementConfig(ConfigModel):
+    fee_mode: Literal["fixed", "rate"] = "rate"
+    fee_rate_sat_per_byte: int = Field(default=40, ge=1, le=100_000)  # debug rate, and the fixed-mode rate
+    max_fee_rate_sat_per_byte: int = Field(default=500, ge=1, le=100_000)
+    scheduler_interval_seconds: float = Field(default=300.0, gt=0)
+    retry_interval_seconds: float = Field(default=10.0, gt=0)
+    safety_margin_hours: int = Field(default=1, ge=0)  # auto-close this long before exp - settlement_period
+
+
+class BitcoinConfig(ConfigModel):
+    network: Literal["live", "test", "regtest"]
+    rpc_url: str = ""
+    rpc_user: str = ""
+    rpc_password: str = ""
+    rpc_cookie_file: str = ""
+    rpc_timeout_seconds: float = Field(default=10.0, gt=0)
+    wallet: str = ""
+
+    @property
+    def net(self) -> Network:
+        """The network enum."""
+        return Network.parse(self.network)
+
+
+class DebugConfig(ConfigModel):
+    enable: bool = False
+    time_offset_seconds: int = 0  # tests: shift the server clock (debug mode only)
+
+
+class AuthConfig(ConfigModel):
+    token_file: str
+
+
+class CallbackConfig(ConfigModel):
+    enable: bool = False
+    url: str = ""
+    timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+
+
+class ServerConfig(ConfigModel):
+    """The whole server.toml."""
+
+    log_level: str = "INFO"
+    listen: ListenConfig = ListenConfig()
+    bitcoin: BitcoinConfig
+    channel: ChannelConfig = ChannelConfig()
+    v1: V1Config = V1Config()
+    settlement: SettlementConfig = SettlementConfig()
+    debug: DebugConfig = DebugConfig()
+    auth: AuthConfig
+    chan_store: ServiceRef = ServiceRef()
+    signing_service: ServiceRef = ServiceRef(url="http://127.0.0.1:17081")
+    callback: CallbackConfig = CallbackConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> ServerConfig:
+        if self.debug.enable and self.bitcoin.network == "live":
+            raise ValueError("debug.enable: debug mode is refused on the live network")
+        if self.debug.time_offset_seconds and not self.debug.enable:
+            raise ValueError("debug.time_offset_seconds: only allowed with debug.enable = true")
+        if not self.debug.enable and not self.bitcoin.rpc_url:
+            raise ValueError("bitcoin.rpc_url: required unless debug.enable = true")
+        return self

@@ -1,0 +1,269 @@
+"""The protocol core of PayChanServer: funding info, open, pay, close, shared by all route families."""
+
+from __future__ import annotations
+
+import hmac
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+
+from paychan_common.address import Address
+from paychan_common.channel import ChannelParams, Funding, PaymentVerifier
+from paychan_common.errors import ChannelExists, ChannelGone, ChannelNotFound, FundingError, InvalidPayment
+from paychan_common.keys import PublicKey
+from paychan_common.network import Network
+from paychan_common.payment import Payment
+from paychan_common.rules import (
+    Accepted,
+    ChannelPolicy,
+    check_close_payment,
+    check_funding,
+    check_not_near_expiry,
+    check_open_expiry,
+    check_payment,
+    check_v1_close,
+    open_state,
+)
+from paychan_common.settlement import FIXED_SETTLEMENT_SIZE
+from paychan_common.state import ChannelState, Family, Status
+from paychan_common.tx import OutPoint
+
+from .blockchain import Blockchain
+from .clock import Clock
+from .config import ServerConfig
+from .ports import ChannelStorePort
+from .settler import Settler
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    """What a client is told after open, pay or close (spec 6.2/6.3 PaymentResult)."""
+
+    outpoint: OutPoint
+    status: str  # "open" | "closed"
+    value_left: int
+    value_received: int
+    settlement_txid: str | None
+    application_data: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StaticChannel:
+    """The parts of a channel that never change while it is open; cached per worker."""
+
+    client_pubkey: bytes
+    exp_time: int
+    family: Family
+    secret: bytes
+    verifier: PaymentVerifier
+    change_address: Address
+
+
+class PayChanService:
+    """Open, pay and close over ChanStore, the SigningService (via Settler) and the blockchain port."""
+
+    def __init__(self, cfg: ServerConfig, store: ChannelStorePort, chain: Blockchain, settler: Settler,
+                 server_pubkey: PublicKey, clock: Clock, cache_size: int = 100_000) -> None:
+        self.cfg = cfg
+        self.network: Network = cfg.bitcoin.net
+        self.store = store
+        self.chain = chain
+        self.settler = settler
+        self.server_pubkey = server_pubkey
+        self.clock = clock
+        self.policy: ChannelPolicy = cfg.channel.policy()
+        self._cache: OrderedDict[OutPoint, StaticChannel] = OrderedDict()
+        self._cache_size = cache_size
+
+    # -- funding info -------------------------------------------------------------------------------
+    def params(self, client_pubkey: PublicKey, exp_time: int) -> ChannelParams:
+        """Channel parameters for a client key and expiry with our key."""
+        return ChannelParams(client_pubkey, self.server_pubkey, exp_time, self.network)
+
+    def v1_open_price(self) -> int:
+        """v1 open price: base price plus the fixed settlement fee estimate if configured (spec 6.2)."""
+        extra = FIXED_SETTLEMENT_SIZE * self.cfg.settlement.fee_rate_sat_per_byte
+        return self.cfg.v1.base_price + (extra if self.cfg.v1.price_add_settlement_fee else 0)
+
+    def funding_info(self, params: ChannelParams, *, v1: bool = False, with_script: bool = True) -> dict[str, object]:
+        """FundingInfo JSON (v1, v2-seed with redeem_script_copy, v2.3.0 without)."""
+        p = self.policy
+        if v1:
+            return {"server_pubkey": self.server_pubkey.hex, "funding_address_copy": params.funding_address.text,
+                    "open_price": self.v1_open_price(), "funding_tx_min_conf": p.funding_min_conf,
+                    "settlement_period_hours": p.settlement_period_hours}
+        info: dict[str, object] = {"server_pubkey": self.server_pubkey.hex, "dust_limit": p.dust_limit,
+                                   "funding_address_copy": params.funding_address.text}
+        if with_script:
+            info["redeem_script_copy"] = params.redeem_script.hex()
+        info.update({"open_price": p.open_price, "funding_tx_min_conf": p.funding_min_conf,
+                     "settlement_period_hours": p.settlement_period_hours,
+                     "min_duration_hours": p.min_duration_hours})
+        return info
+
+    async def begin_open(self, params: ChannelParams) -> OutPoint:
+        """v2-seed begin_open: the confirmed funding output of this channel (409 if none yet)."""
+        fundings = await self.chain.funding_by_address(params.client_pubkey, params.exp_time, params.funding_address)
+        if not fundings:
+            raise FundingError(f"No transactions paying to {params.funding_address.text}", code="funding_not_found")
+        for f in fundings:
+            check_funding(f, params, self.policy, debug=self.chain.debug)
+        return fundings[0].outpoint
+
+    # -- open ---------------------------------------------------------------------------------------
+    async def open(self, family: Family, params: ChannelParams, payment: Payment, change_address: Address,
+                   outpoint: OutPoint | None) -> PaymentResult:
+        """Open a channel with its first payment (spec 7.2)."""
+        now = self.clock.now()
+        check_open_expiry(params.exp_time, now, self.policy)
+        fundings = await self._fundings(params, payment, outpoint)
+        for f in fundings:
+            existing = await self.store.get(f.outpoint)
+            if existing is not None:
+                raise _exists(existing)
+        policy = replace(self.policy, open_price=self.v1_open_price()) if family is Family.V1 else self.policy
+        accepted: Accepted | None = None
+        first_error: InvalidPayment | None = None
+        for f in fundings:
+            check_funding(f, params, self.policy, debug=self.chain.debug)
+            verifier = PaymentVerifier(params.client_pubkey, f.outpoint, params.redeem_script)
+            try:
+                accepted = open_state(params, f, payment, verifier, change_address, family, policy, now)
+                break
+            except InvalidPayment as exc:
+                first_error = first_error or exc
+        if accepted is None:
+            assert first_error is not None
+            raise first_error
+        state = await self.store.create(accepted.state)
+        self._remember(state)
+        if state.exhausted:
+            closed = await self.settler.settle(state, state)
+            return self._result(closed, accepted.value_received)
+        return self._result(state, accepted.value_received)
+
+    async def _fundings(self, params: ChannelParams, payment: Payment, outpoint: OutPoint | None) -> list[Funding]:
+        addr = params.funding_address
+        if outpoint is None:
+            fundings = await self.chain.funding_by_address(params.client_pubkey, params.exp_time, addr)
+        else:
+            if payment.outpoint is not None and payment.outpoint != outpoint:
+                raise InvalidPayment("unexpected outpoint: payment and path disagree", code="unexpected_outpoint")
+            found = await self.chain.funding_by_outpoint(outpoint, params.client_pubkey, params.exp_time, addr)
+            fundings = [] if found is None else [found]
+        if not fundings:
+            raise FundingError(f"No transactions paying to {addr.text}", code="funding_not_found")
+        return fundings
+
+    # -- pay ----------------------------------------------------------------------------------------
+    async def static(self, outpoint: OutPoint) -> StaticChannel:
+        """The cached static parameters of a channel (loaded from ChanStore once)."""
+        st = self._cache.get(outpoint)
+        if st is not None:
+            return st
+        state = await self.store.get(outpoint)
+        if state is None:
+            raise ChannelNotFound("no such channel")
+        return self._remember(state)
+
+    def _remember(self, state: ChannelState) -> StaticChannel:
+        st = StaticChannel(
+            state.client_pubkey, state.exp_time, state.family, state.secret,
+            PaymentVerifier(PublicKey(state.client_pubkey), state.outpoint, state.redeem_script),
+            Address(state.change_address, self.network, state.change_script),
+        )
+        if state.status is Status.OPEN:
+            self._cache[state.outpoint] = st
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return st
+
+    async def locate(self, outpoint: OutPoint, *, locator: tuple[bytes, int] | None = None,
+                     secret: bytes | None = None) -> StaticChannel:
+        """The channel at outpoint, if the path's (key, exp) or the v2.3.0 secret match; else 404."""
+        try:
+            st = await self.static(outpoint)
+        except ChannelNotFound:
+            if secret is not None:
+                hmac.compare_digest(secret, bytes(32))  # same work as a real comparison
+            raise
+        if secret is not None and not hmac.compare_digest(st.secret, secret):
+            raise ChannelNotFound("no such channel")
+        if locator is not None and (st.client_pubkey, st.exp_time) != locator:
+            raise ChannelNotFound("no channel matches this path")
+        return st
+
+    async def pay(self, outpoint: OutPoint, payment: Payment, st: StaticChannel) -> PaymentResult:
+        """Apply one payment: static checks here, the atomic state update in ChanStore (spec 7.3)."""
+        now = self.clock.now()
+        try:
+            check_not_near_expiry(st.exp_time, now, self.policy)
+            check_payment(payment, st.verifier, st.change_address, self.policy)
+        except InvalidPayment:
+            await self._raise_if_gone(outpoint)
+            raise
+        sig = payment.signature
+        applied = await self.store.apply_payment(outpoint, payment.change_value, sig.der, sig.sighash, now)
+        if applied.change_value == 0 and sig.sighash == 0x82:
+            state = await self.store.get(outpoint)
+            if state is not None and state.status is Status.OPEN:
+                closed = await self.settler.settle(state, state)
+                return self._result(closed, applied.value_received)
+        return PaymentResult(outpoint, "open", self._value_left(applied.change_value), applied.value_received, None)
+
+    async def _raise_if_gone(self, outpoint: OutPoint) -> None:
+        state = await self.store.get(outpoint)
+        if state is not None and state.status is not Status.OPEN:
+            self._cache.pop(outpoint, None)
+            raise ChannelGone(f"channel is {state.status.label}", code=f"channel_{state.status.label}")
+
+    # -- close --------------------------------------------------------------------------------------
+    async def _state(self, outpoint: OutPoint) -> ChannelState:
+        state = await self.store.get(outpoint)
+        if state is None:
+            raise ChannelNotFound("no such channel")
+        return state
+
+    async def close_v1(self, outpoint: OutPoint, payment: Payment) -> PaymentResult:
+        """v1 DELETE: the latest payment authenticates; settle with the stored state (spec 7.4)."""
+        state = await self._state(outpoint)
+        check_v1_close(state, payment)
+        if state.status is Status.CLOSING:
+            state = await self.settler.finish(state)
+        elif state.status is Status.OPEN:
+            state = await self.settler.settle(state, state)
+        self._cache.pop(outpoint, None)
+        return self._result(state, 0)
+
+    async def close_v2(self, outpoint: OutPoint, payment: Payment, st: StaticChannel) -> PaymentResult:
+        """v2-seed / v2.3.0 close with a closing payment that may name a new change address (spec 7.4)."""
+        state = await self._state(outpoint)
+        new_addr = (Address.parse(payment.change_address, self.network) if payment.change_address is not None
+                    else st.change_address)
+        if state.status is Status.CLOSED:
+            st.verifier.verify(payment.signature, payment.change_value, new_addr.script_pubkey)
+            return self._result(state, 0)
+        if state.status is Status.CLOSING:
+            raise ChannelGone("settlement in progress", code="channel_closing")
+        closing = check_close_payment(state, payment, st.verifier, new_addr, self.policy)
+        received = state.change_value - closing.change_value
+        min_fee = received if state.family is Family.V2_3 else 0
+        closed = await self.settler.settle(state, closing, min_fee)
+        self._cache.pop(outpoint, None)
+        return self._result(closed, received)
+
+    # -- results ------------------------------------------------------------------------------------
+    def _value_left(self, change: int) -> int:
+        if self.cfg.channel.report_value_left_minus_dust:
+            return max(change - self.policy.dust_limit, 0)
+        return change
+
+    def _result(self, state: ChannelState, received: int) -> PaymentResult:
+        closed = state.status is not Status.OPEN
+        return PaymentResult(state.outpoint, "closed" if closed else "open", self._value_left(state.change_value),
+                             received, state.settlement_txid or None if state.status is Status.CLOSED else None)
+
+
+def _exists(state: ChannelState) -> ChannelExists:
+    err = ChannelExists(f"channel already exists ({state.status.label})", code="channel_exists")
+    err.existing = state  # type: ignore[attr-defined]
+    return err

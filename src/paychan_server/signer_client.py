@@ -1,0 +1,48 @@
+"""Client of the SigningService."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paychan_common.address import Address
+from paychan_common.keys import PublicKey
+from paychan_common.network import Network
+from paychan_common.settlement import SettlementInput
+from paychan_runtime.client import InternalClient
+
+
+@dataclass(frozen=True, slots=True)
+class SignedSettlement:
+    """The SigningService's answer."""
+
+    tx: bytes
+    txid: str
+    fee: int
+    server_value: int
+
+
+class SignerClient:
+    """Asks the SigningService for its key and for settlement signatures."""
+
+    def __init__(self, client: InternalClient) -> None:
+        self._client = client
+
+    async def info(self, network: Network) -> tuple[PublicKey, Address]:
+        """The server public key and the settlement destination."""
+        data = await self._client.request("GET", "/pubkey")
+        return PublicKey.from_hex(data["pubkey"]), Address.parse(data["destination"], network)
+
+    async def sign_settlement(self, s: SettlementInput, fee: int, dust_limit: int) -> SignedSettlement:
+        """Have the settlement of s signed (the signer re-checks everything)."""
+        body = {
+            "redeem_script": s.redeem_script.hex(), "funding_txid": s.outpoint.display_txid,
+            "funding_vout": s.outpoint.vout, "funding_value": s.funding_value, "change_value": s.change_value,
+            "change_script": s.change_script.hex(), "client_signature": s.client_signature.der.hex(),
+            "client_sighash": s.client_signature.sighash, "fee": fee, "dust_limit": dust_limit,
+        }
+        data = await self._client.request("POST", "/sign_settlement", body)
+        return SignedSettlement(bytes.fromhex(data["tx"]), data["txid"], int(data["fee"]), int(data["server_value"]))
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self._client.close()

@@ -1,0 +1,624 @@
+"""ChannelStore (the ChanStore core) over every storage adapter, plus LevelDB restart and fail-stop tests."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chan_store import keys
+from chan_store.leveldb_storage import LevelDBHandle, LevelDBStorage, write_batches
+from chan_store.memory_storage import MemoryStorage
+from chan_store.model import ChannelExistsAt, PaymentApplied, PaymentItem, StateConflict, state_digest
+from chan_store.storage import Storage, StorageError, WriteBatch
+from chan_store.store import ChannelStore
+from paychan_common.address import Address
+from paychan_common.channel import ChannelParams, Funding, PaymentVerifier, debug_funding, sign_payment
+from paychan_common.errors import (
+    ChannelGone,
+    ChannelNotFound,
+    InvalidInput,
+    InvalidPayment,
+    PaychanError,
+    ServiceUnavailable,
+)
+from paychan_common.hashing import sha256
+from paychan_common.keys import PrivateKey
+from paychan_common.network import Network
+from paychan_common.payment import Payment
+from paychan_common.rules import ChannelPolicy, open_state
+from paychan_common.sighash import SINGLE_ACP
+from paychan_common.state import ChannelState, Family, Status
+from paychan_common.tx import OutPoint
+
+WAIT = 10.0  # bound of a thread handshake; reached only when the code under test is broken
+SERVER_KEY = PrivateKey(sha256(b"chan-store test server key"))
+OPENED_AT = 1_700_000_000
+EXP_TIME = 1_800_000_000
+POLICY = ChannelPolicy()
+
+
+# --------------------------------------------------------------------------- test channels (real keys)
+
+
+@dataclass(frozen=True, slots=True)
+class TestChannel:
+    """A channel built from real keys and scripts, able to sign further payments."""
+
+    __test__ = False  # not a test class
+
+    key: PrivateKey
+    params: ChannelParams
+    funding: Funding
+    change_script: bytes
+    state: ChannelState
+
+    @property
+    def outpoint(self) -> OutPoint:
+        return self.funding.outpoint
+
+    def pay(self, change_value: int, now: int = OPENED_AT + 60) -> PaymentItem:
+        """A signed payment leaving `change_value` to the client."""
+        sig = sign_payment(self.key.secret, self.outpoint, self.params.redeem_script, change_value,
+                           self.change_script, SINGLE_ACP)
+        return PaymentItem(self.outpoint, change_value, sig.der, sig.sighash, now)
+
+
+def make_channel(client: int, *, exp_time: int = EXP_TIME, vout: int | None = None,
+                 family: Family = Family.V2_SEED) -> TestChannel:
+    """Channel of test client number `client`; `vout` picks another funding outpoint for the same key."""
+    key = PrivateKey(sha256(b"chan-store test client %d" % client))
+    params = ChannelParams(key.public_key, SERVER_KEY.public_key, exp_time, Network.TEST)
+    funding = debug_funding(key.public_key, exp_time, params.funding_address.script_pubkey)
+    if vout is not None:
+        funding = dataclasses.replace(funding, outpoint=OutPoint(funding.outpoint.txid, vout))
+    change = Address.p2pkh(key.public_key.hash160(), Network.TEST)
+    first_change = funding.value - POLICY.open_price
+    sig = sign_payment(key.secret, funding.outpoint, params.redeem_script, first_change, change.script_pubkey)
+    verifier = PaymentVerifier(key.public_key, funding.outpoint, params.redeem_script)
+    accepted = open_state(params, funding, Payment(first_change, sig), verifier, change, family, POLICY, OPENED_AT)
+    return TestChannel(key, params, funding, change.script_pubkey, accepted.state)
+
+
+def with_status(state: ChannelState, status: Status, txid: str = "") -> ChannelState:
+    return dataclasses.replace(state, status=status, settlement_txid=txid)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+ADAPTERS = ["memory", "leveldb"]
+
+
+def open_storage(kind: str, path: Path) -> Storage:
+    return MemoryStorage() if kind == "memory" else LevelDBStorage(path)
+
+
+@pytest.fixture(params=ADAPTERS)
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    """Each storage adapter in turn, on a fresh directory."""
+    opened = open_storage(request.param, tmp_path / "db")
+    yield opened
+    await opened.close()
+
+
+class FatalRecorder:
+    """Injected fail-stop action: records instead of ending the process."""
+
+    def __init__(self) -> None:
+        self.calls: list[BaseException] = []
+
+    def __call__(self, exc: BaseException) -> None:
+        self.calls.append(exc)
+
+
+@pytest.fixture
+def fatal() -> FatalRecorder:
+    return FatalRecorder()
+
+
+@pytest.fixture
+def store(storage: Storage, fatal: FatalRecorder) -> ChannelStore:
+    """A loaded ChannelStore over the adapter under test."""
+    core = ChannelStore(storage, on_fatal=fatal)
+    core.load()
+    return core
+
+
+async def close_channel(store: ChannelStore, state: ChannelState) -> ChannelState:
+    """open -> closing -> closed through compare-and-set."""
+    closing = await store.compare_and_set(state_digest(state), with_status(state, Status.CLOSING))
+    return await store.compare_and_set(state_digest(closing), with_status(closing, Status.CLOSED, "ab" * 32))
+
+
+# --------------------------------------------------------------------------- create / get
+
+
+async def test_create_then_get(store: ChannelStore) -> None:
+    chan = make_channel(1)
+    assert await store.create(chan.state) == chan.state
+    assert await store.get(chan.outpoint) == chan.state
+    assert await store.get(make_channel(2).outpoint) is None
+    assert store.counts() == {"open": 1, "closing": 0, "closed": 0}
+
+
+async def test_create_same_outpoint_exists(store: ChannelStore) -> None:
+    chan = make_channel(1)
+    await store.create(chan.state)
+    with pytest.raises(ChannelExistsAt) as info:
+        await store.create(chan.state)
+    assert info.value.code == "channel_exists"
+    assert info.value.status == 409
+    assert info.value.existing_outpoint == chan.outpoint
+    assert "funding outpoint" in info.value.message
+
+
+async def test_create_open_channel_for_same_key_exists(store: ChannelStore) -> None:
+    first = make_channel(1)
+    second = make_channel(1, vout=first.outpoint.vout + 1)
+    assert first.state.client_pubkey == second.state.client_pubkey
+    await store.create(first.state)
+    with pytest.raises(ChannelExistsAt) as info:
+        await store.create(second.state)
+    assert info.value.code == "open_channel_exists"
+    assert info.value.existing_outpoint == first.outpoint
+    assert "client key" in info.value.message
+    assert await store.get(second.outpoint) is None
+
+
+async def test_closing_channel_for_same_key_does_not_block(store: ChannelStore) -> None:
+    first = make_channel(1)
+    await store.create(first.state)
+    await store.compare_and_set(state_digest(first.state), with_status(first.state, Status.CLOSING))
+    second = make_channel(1, vout=first.outpoint.vout + 1)
+    await store.create(second.state)  # only an OPEN channel of the key blocks (spec 6.5)
+
+
+async def test_closed_channel_for_same_key_does_not_block_new_outpoint(store: ChannelStore) -> None:
+    first = make_channel(1)
+    await store.create(first.state)
+    await close_channel(store, first.state)
+    second = make_channel(1, vout=first.outpoint.vout + 1)
+    assert await store.create(second.state) == second.state
+    with pytest.raises(ChannelExistsAt) as info:  # the closed outpoint itself stays taken
+        await store.create(first.state)
+    assert info.value.existing_outpoint == first.outpoint
+
+
+async def test_create_refuses_non_open_state(store: ChannelStore) -> None:
+    chan = make_channel(1)
+    with pytest.raises(InvalidInput):
+        await store.create(with_status(chan.state, Status.CLOSING))
+    with pytest.raises(InvalidInput):
+        await store.create(dataclasses.replace(chan.state, client_pubkey=b"\x02" * 32))
+    with pytest.raises(InvalidInput):
+        await store.create(dataclasses.replace(chan.state, payment_count=2**32))  # does not serialize
+    assert await store.get(chan.outpoint) is None
+
+
+async def test_concurrent_creates_of_one_channel_exactly_one_wins(store: ChannelStore) -> None:
+    chan = make_channel(1)
+    outcomes = await asyncio.gather(*(store.create(chan.state) for _ in range(20)), return_exceptions=True)
+    assert sum(1 for o in outcomes if o == chan.state) == 1
+    assert sum(1 for o in outcomes if isinstance(o, ChannelExistsAt)) == 19
+    assert store.counts()["open"] == 1
+
+
+async def test_concurrent_creates_of_one_key_exactly_one_wins(store: ChannelStore) -> None:
+    chans = [make_channel(1, vout=v) for v in range(10)]
+    outcomes = await asyncio.gather(*(store.create(c.state) for c in chans), return_exceptions=True)
+    winners = [o for o in outcomes if isinstance(o, ChannelState)]
+    assert len(winners) == 1
+    assert all(isinstance(o, ChannelExistsAt) and o.existing_outpoint == winners[0].outpoint
+               for o in outcomes if not isinstance(o, ChannelState))
+
+
+# --------------------------------------------------------------------------- payments
+
+
+async def test_apply_payments_in_order(store: ChannelStore) -> None:
+    chan = make_channel(1)
+    await store.create(chan.state)
+    start = chan.state.change_value
+    total = 0
+    for i in range(1, 6):
+        [result] = await store.apply_payments([chan.pay(start - 1000 * i, OPENED_AT + i)], OPENED_AT + 100)
+        assert isinstance(result, PaymentApplied)
+        assert result == PaymentApplied(1000, start - 1000 * i, Status.OPEN)
+        total += result.value_received
+    state = await store.get(chan.outpoint)
+    assert state is not None
+    assert state.change_value == start - total
+    assert state.payment_count == 6
+    assert state.last_payment_time == OPENED_AT + 5
+    item = chan.pay(start - 5000)
+    assert state.signature == item.der
+
+
+async def test_item_without_time_takes_the_call_time(store: ChannelStore) -> None:
+    chan = make_channel(1)
+    await store.create(chan.state)
+    item = dataclasses.replace(chan.pay(chan.state.change_value - 1), now=None)
+    await store.apply_payments([item], OPENED_AT + 777)
+    state = await store.get(chan.outpoint)
+    assert state is not None and state.last_payment_time == OPENED_AT + 777
+
+
+async def test_out_of_order_payment(store: ChannelStore) -> None:
+    chan = make_channel(1)
+    await store.create(chan.state)
+    start = chan.state.change_value
+    await store.apply_payments([chan.pay(start - 5000)], OPENED_AT)
+    [result] = await store.apply_payments([chan.pay(start - 4000)], OPENED_AT)
+    assert isinstance(result, InvalidPayment)
+    assert result.code == "out_of_order"
+    state = await store.get(chan.outpoint)
+    assert state is not None and state.change_value == start - 5000
+    [same] = await store.apply_payments([chan.pay(start - 5000)], OPENED_AT)  # a zero-value payment is fine
+    assert isinstance(same, PaymentApplied) and same.value_received == 0
+
+
+async def test_payment_to_unknown_channel(store: ChannelStore) -> None:
+    [result] = await store.apply_payments([make_channel(9).pay(1000)], OPENED_AT)
+    assert isinstance(result, ChannelNotFound)
+    assert result.status == 404
+
+
+@pytest.mark.parametrize("status", [Status.CLOSING, Status.CLOSED])
+async def test_payment_to_closing_or_closed_channel_is_gone(store: ChannelStore, status: Status) -> None:
+    chan = make_channel(1)
+    await store.create(chan.state)
+    closing = await store.compare_and_set(state_digest(chan.state), with_status(chan.state, Status.CLOSING))
+    if status is Status.CLOSED:
+        await store.compare_and_set(state_digest(closing), with_status(closing, Status.CLOSED, "cd" * 32))
+    [result] = await store.apply_payments([chan.pay(chan.state.change_value - 10)], OPENED_AT)
+    assert isinstance(result, ChannelGone)
+    assert result.code == f"channel_{status.label}"
+    assert result.status == 410
+
+
+async def test_batch_with_mixed_results_is_one_commit(store: ChannelStore, storage: Storage) -> None:
+    a, b, c = make_channel(1), make_channel(2), make_channel(3)
+    for chan in (a, b, c):
+        await store.create(chan.state)
+    await close_channel(store, c.state)
+    before = storage.stats().writes
+    start_a, start_b = a.state.change_value, b.state.change_value
+    results = await store.apply_payments([
+        a.pay(start_a - 100),
+        make_channel(4).pay(5),      # unknown
+        a.pay(start_a - 50),         # out of order after the first
+        b.pay(start_b - 300),
+        c.pay(c.state.change_value - 1),  # closed
+        a.pay(start_a - 250),        # same channel again, applied after the first
+    ], OPENED_AT)
+    assert [type(r) for r in results] == [PaymentApplied, ChannelNotFound, InvalidPayment, PaymentApplied,
+                                          ChannelGone, PaymentApplied]
+    assert results[0] == PaymentApplied(100, start_a - 100, Status.OPEN)
+    assert results[5] == PaymentApplied(150, start_a - 250, Status.OPEN)
+    assert storage.stats().writes == before + 1
+    state_a, state_b = await store.get(a.outpoint), await store.get(b.outpoint)
+    assert state_a is not None and state_a.change_value == start_a - 250 and state_a.payment_count == 3
+    assert state_b is not None and state_b.change_value == start_b - 300
+
+
+async def test_all_failed_batch_writes_nothing(store: ChannelStore, storage: Storage) -> None:
+    before = storage.stats().writes
+    results = await store.apply_payments([make_channel(4).pay(5)], OPENED_AT)
+    assert isinstance(results[0], ChannelNotFound)
+    assert storage.stats().writes == before
+
+
+async def test_apply_payments_refuses_bad_calls(store: ChannelStore) -> None:
+    with pytest.raises(InvalidInput):
+        await store.apply_payments([], -1)
+    with pytest.raises(InvalidInput):
+        await store.apply_payments([make_channel(1).pay(1)] * 10_001, OPENED_AT)
+    with pytest.raises(InvalidInput):
+        PaymentItem(make_channel(1).outpoint, -1, b"\x30", 0x83)
+
+
+# --------------------------------------------------------------------------- compare-and-set and indexes
+
+
+async def test_cas_success_moves_index_entries(store: ChannelStore, storage: Storage) -> None:
+    chan = make_channel(1)
+    await store.create(chan.state)
+    op = chan.outpoint.serialize()
+    open_key = keys.status_key(Status.OPEN, EXP_TIME, op)
+    closing_key = keys.status_key(Status.CLOSING, EXP_TIME, op)
+    assert storage.get(open_key) == b""
+    assert storage.get(keys.client_key(chan.state.client_pubkey, op)) == b""
+    closing = with_status(chan.state, Status.CLOSING)
+    assert await store.compare_and_set(state_digest(chan.state), closing) == closing
+    assert storage.get(open_key) is None
+    assert storage.get(closing_key) == b""
+    assert storage.get(keys.channel_key(op)) == closing.serialize()
+    assert await store.get(chan.outpoint) == closing
+    assert store.counts() == {"open": 0, "closing": 1, "closed": 0}
+
+
+async def test_cas_conflict_returns_current(store: ChannelStore) -> None:
+    chan = make_channel(1)
+    await store.create(chan.state)
+    await store.apply_payments([chan.pay(chan.state.change_value - 10)], OPENED_AT)
+    current = await store.get(chan.outpoint)
+    with pytest.raises(StateConflict) as info:
+        await store.compare_and_set(state_digest(chan.state), with_status(chan.state, Status.CLOSING))
+    assert info.value.current == current
+    assert info.value.status == 409
+    assert await store.get(chan.outpoint) == current
+
+
+async def test_concurrent_cas_exactly_one_wins(store: ChannelStore) -> None:
+    chan = make_channel(1)
+    await store.create(chan.state)
+    digest = state_digest(chan.state)
+    news = [dataclasses.replace(chan.state, status=Status.CLOSING, settlement_fee=i) for i in range(10)]
+    outcomes = await asyncio.gather(*(store.compare_and_set(digest, n) for n in news), return_exceptions=True)
+    assert sum(1 for o in outcomes if isinstance(o, ChannelState)) == 1
+    assert sum(1 for o in outcomes if isinstance(o, StateConflict)) == 9
+
+
+async def test_cas_unknown_and_identity_changes(store: ChannelStore) -> None:
+    chan = make_channel(1)
+    with pytest.raises(ChannelNotFound):
+        await store.compare_and_set(state_digest(chan.state), chan.state)
+    await store.create(chan.state)
+    other_key = dataclasses.replace(chan.state, client_pubkey=make_channel(2).state.client_pubkey)
+    with pytest.raises(InvalidInput):
+        await store.compare_and_set(state_digest(chan.state), other_key)
+    with pytest.raises(InvalidInput):
+        await store.compare_and_set(b"short", chan.state)
+    assert await store.compare_and_set(state_digest(chan.state), chan.state) == chan.state  # no-op
+
+
+async def test_closed_channels_leave_memory_and_stay_readable(store: ChannelStore) -> None:
+    chans = [make_channel(i) for i in range(3)]
+    for chan in chans:
+        await store.create(chan.state)
+    assert store.memory()["live"] == 3
+    closed = await close_channel(store, chans[0].state)
+    assert store.memory()["live"] == 2
+    assert await store.get(chans[0].outpoint) == closed
+    assert store.counts() == {"open": 2, "closing": 0, "closed": 1}
+    # a closed channel can still be updated by compare-and-set (read from storage)
+    confirmed = dataclasses.replace(closed, settlement_fee=1234)
+    assert await store.compare_and_set(state_digest(closed), confirmed) == confirmed
+    assert store.memory()["live"] == 2
+    assert await store.get(chans[0].outpoint) == confirmed
+    assert store.counts()["closed"] == 1
+
+
+async def test_cache_is_bounded(storage: Storage, fatal: FatalRecorder) -> None:
+    store = ChannelStore(storage, cache_size=2, on_fatal=fatal)
+    store.load()
+    chans = [make_channel(i) for i in range(5)]
+    for chan in chans:
+        await store.create(chan.state)
+    assert store.memory() == {"live": 5, "cached": 2}
+    for chan in chans:
+        assert await store.get(chan.outpoint) == chan.state
+    assert store.memory()["cached"] == 2
+
+
+async def test_list_by_status_expiry_client_and_pages(store: ChannelStore) -> None:
+    chans = [make_channel(i, exp_time=EXP_TIME + 10 * (5 - i)) for i in range(6)]  # decreasing expiry
+    for chan in chans:
+        await store.create(chan.state)
+    await store.compare_and_set(state_digest(chans[0].state), with_status(chans[0].state, Status.CLOSING))
+    await close_channel(store, chans[1].state)
+
+    open_page = await store.list(status=Status.OPEN)
+    assert [s.outpoint for s in open_page.states] == [c.outpoint for c in reversed(chans[2:])]  # by expiry
+    assert open_page.next is None
+    assert [s.outpoint for s in (await store.list(status=Status.CLOSING)).states] == [chans[0].outpoint]
+    assert [s.outpoint for s in (await store.list(status=Status.CLOSED)).states] == [chans[1].outpoint]
+
+    expiring = await store.list(status=Status.OPEN, expiring_before=EXP_TIME + 20)
+    assert [s.outpoint for s in expiring.states] == [chans[5].outpoint, chans[4].outpoint]
+
+    first = await store.list(status=Status.OPEN, limit=3)
+    assert len(first.states) == 3 and first.next == first.states[-1].outpoint
+    second = await store.list(status=Status.OPEN, limit=3, after=first.next)
+    assert [s.outpoint for s in first.states + second.states] == [c.outpoint for c in reversed(chans[2:])]
+
+    everything = await store.list()
+    assert sorted(s.outpoint.serialize() for s in everything.states) == [s.outpoint.serialize()
+                                                                          for s in everything.states]
+    assert len(everything.states) == 6
+    paged: list[ChannelState] = []
+    cursor: OutPoint | None = None
+    while True:
+        page = await store.list(limit=4, after=cursor)
+        paged += page.states
+        if page.next is None:
+            break
+        cursor = page.next
+    assert paged == list(everything.states)
+
+    mine = await store.list(client_pubkey=chans[1].state.client_pubkey)
+    assert [s.status for s in mine.states] == [Status.CLOSED]
+    assert (await store.list(client_pubkey=chans[1].state.client_pubkey, status=Status.OPEN)).states == ()
+
+
+async def test_list_by_client_across_channels(store: ChannelStore) -> None:
+    first = make_channel(1, vout=0)
+    await store.create(first.state)
+    await close_channel(store, first.state)
+    second = make_channel(1, vout=1)
+    await store.create(second.state)
+    page = await store.list(client_pubkey=first.state.client_pubkey, limit=1)
+    assert page.states[0].outpoint == first.outpoint and page.next == first.outpoint
+    rest = await store.list(client_pubkey=first.state.client_pubkey, limit=1, after=page.next)
+    assert rest.states[0] == second.state
+
+
+async def test_list_refuses_bad_queries(store: ChannelStore) -> None:
+    with pytest.raises(InvalidInput):
+        await store.list(expiring_before=5)  # needs an index
+    with pytest.raises(InvalidInput):
+        await store.list(limit=0)
+    with pytest.raises(InvalidInput):
+        await store.list(limit=1001)
+    with pytest.raises(InvalidInput):
+        await store.list(status=Status.OPEN, after=make_channel(1).outpoint)  # unknown cursor
+    with pytest.raises(InvalidInput):
+        await store.list(client_pubkey=b"\x02" * 5)
+
+
+# --------------------------------------------------------------------------- LevelDB: restart, durability
+
+
+async def test_restart_reloads_open_and_closing_and_counts(tmp_path: Path, fatal: FatalRecorder) -> None:
+    chans = [make_channel(i) for i in range(6)]
+    storage = LevelDBStorage(tmp_path / "db")
+    store = ChannelStore(storage, on_fatal=fatal)
+    store.load()
+    for chan in chans:
+        await store.create(chan.state)
+    await store.apply_payments([chans[2].pay(chans[2].state.change_value - 777)], OPENED_AT)
+    await store.compare_and_set(state_digest(chans[3].state), with_status(chans[3].state, Status.CLOSING))
+    await close_channel(store, chans[4].state)
+    await close_channel(store, chans[5].state)
+    expected = {c.outpoint: await store.get(c.outpoint) for c in chans}
+    await storage.close()
+
+    reopened = LevelDBStorage(tmp_path / "db")
+    try:
+        again = ChannelStore(reopened, on_fatal=fatal)
+        again.load()
+        assert again.counts() == {"open": 3, "closing": 1, "closed": 2}
+        assert again.memory()["live"] == 4
+        for chan in chans:
+            assert await again.get(chan.outpoint) == expected[chan.outpoint]
+        [result] = await again.apply_payments([chans[2].pay(chans[2].state.change_value - 1000)], OPENED_AT)
+        assert result == PaymentApplied(223, chans[2].state.change_value - 1000, Status.OPEN)
+        with pytest.raises(ChannelExistsAt):
+            await again.create(make_channel(0, vout=6).state)  # key 0 still has its open channel
+    finally:
+        await reopened.close()
+    assert fatal.calls == []
+
+
+class GatedWriter:
+    """A LevelDB writer that blocks until released, or fails, on demand."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.fail = False
+
+    def __call__(self, db: LevelDBHandle, batches: Sequence[WriteBatch], sync: bool) -> None:
+        self.entered.set()
+        assert self.gate.wait(WAIT)
+        if self.fail:
+            raise OSError("injected disk failure")
+        write_batches(db, batches, sync)
+
+
+async def test_nothing_is_acknowledged_before_it_is_durable(tmp_path: Path, fatal: FatalRecorder) -> None:
+    writer = GatedWriter()
+    storage = LevelDBStorage(tmp_path / "db", writer=writer)
+    try:
+        store = ChannelStore(storage, on_fatal=fatal)
+        store.load()
+        chan = make_channel(1)
+        await store.create(chan.state)
+        writer.gate.clear()
+        writer.entered.clear()
+        pay = asyncio.create_task(store.apply_payments([chan.pay(chan.state.change_value - 10)], OPENED_AT))
+        await asyncio.to_thread(writer.entered.wait, WAIT)
+        read = asyncio.create_task(store.get(chan.outpoint))  # sees the new state: must wait for it too
+        done, _ = await asyncio.wait({pay, read}, timeout=0.05)
+        assert not done
+        writer.gate.set()
+        [result] = await pay
+        assert isinstance(result, PaymentApplied)
+        state = await read
+        assert state is not None and state.change_value == chan.state.change_value - 10
+    finally:
+        writer.gate.set()
+        await storage.close()
+
+
+async def test_storage_error_fail_stops_and_acknowledges_nothing(tmp_path: Path, fatal: FatalRecorder) -> None:
+    writer = GatedWriter()
+    storage = LevelDBStorage(tmp_path / "db", writer=writer)
+    chan, other = make_channel(1), make_channel(2)
+    try:
+        store = ChannelStore(storage, on_fatal=fatal)
+        store.load()
+        await store.create(chan.state)
+        writer.fail = True
+        outcomes = await asyncio.gather(
+            store.apply_payments([chan.pay(chan.state.change_value - 10)], OPENED_AT),
+            store.create(other.state),
+            return_exceptions=True,
+        )
+        assert all(isinstance(o, ServiceUnavailable) for o in outcomes), outcomes
+        assert len(fatal.calls) == 1
+        assert store.failed
+        with pytest.raises(ServiceUnavailable):
+            await store.get(chan.outpoint)
+        with pytest.raises(ServiceUnavailable):
+            await store.apply_payments([chan.pay(chan.state.change_value - 20)], OPENED_AT)
+    finally:
+        await storage.close()
+    reopened = LevelDBStorage(tmp_path / "db")  # the restart: disk holds only what was acknowledged
+    try:
+        again = ChannelStore(reopened, on_fatal=fatal)
+        again.load()
+        assert await again.get(chan.outpoint) == chan.state
+        assert await again.get(other.outpoint) is None
+    finally:
+        await reopened.close()
+
+
+async def test_corrupt_stored_state_is_an_internal_error(storage: Storage, fatal: FatalRecorder) -> None:
+    chan = make_channel(1)
+    await storage.commit(WriteBatch(puts=((keys.channel_key(chan.outpoint.serialize()), b"garbage"),)))
+    store = ChannelStore(storage, on_fatal=fatal)
+    store.load()
+    with pytest.raises(StorageError) as info:  # not a client error (PaychanError): a generic 500
+        await store.get(chan.outpoint)
+    assert not isinstance(info.value, PaychanError)
+
+
+# --------------------------------------------------------------------------- key layout
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_raw_accessors_agree_with_parse(status: Status) -> None:
+    state = with_status(make_channel(3, exp_time=0xFFFFFFFF).state, status, "ef" * 32)
+    data, op = state.serialize(), state.outpoint.serialize()
+    assert keys.raw_status(data) is status
+    assert keys.raw_client_pubkey(data) == state.client_pubkey
+    assert keys.raw_exp_time(data) == 0xFFFFFFFF
+    assert keys.raw_outpoint(data) == op
+    client_key, status_key = keys.index_keys(op, data)
+    assert client_key == b"k" + state.client_pubkey + op
+    assert status_key == b"s" + bytes([status.value]) + b"\xff\xff\xff\xff" + op
+    assert keys.raw_index_key_ok(status_key, op, data)
+    assert not keys.raw_index_key_ok(keys.status_key(status, 5, op), op, data)
+    assert not keys.raw_index_key_ok(status_key, op, data[:100])
+
+
+@pytest.mark.parametrize("damage", ["missing", "wrong_status", "wrong_expiry"])
+async def test_load_refuses_an_inconsistent_index(storage: Storage, fatal: FatalRecorder, damage: str) -> None:
+    chan = make_channel(1)
+    op = chan.outpoint.serialize()
+    data = chan.state.serialize()
+    key = {"missing": keys.status_key(Status.OPEN, EXP_TIME, op),
+           "wrong_status": keys.status_key(Status.CLOSING, EXP_TIME, op),
+           "wrong_expiry": keys.status_key(Status.OPEN, EXP_TIME + 1, op)}[damage]
+    puts = ((key, b""),) if damage == "missing" else ((key, b""), (keys.channel_key(op), data))
+    await storage.commit(WriteBatch(puts=puts))
+    with pytest.raises(StorageError):
+        ChannelStore(storage, on_fatal=fatal).load()
