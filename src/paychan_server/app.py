@@ -94,7 +94,7 @@ def _resources(cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[N
         task = asyncio.create_task(svc_settler.run()) if app[BACKGROUND] else None
         if cfg.debug.enable:
             log.warning("DEBUG MODE: fake funding derived from client keys; settlements are not broadcast")
-        log.info("PayChanServer ready: server key %s, network %s", server_pk, cfg.bitcoin.network)
+        log.info("PayChanServer ready: server key %s, network %s", server_pk.hex, cfg.bitcoin.network)
         yield
         if task is not None:
             task.cancel()
