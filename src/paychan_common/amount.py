@@ -26,10 +26,17 @@ class Sat(int):
         return int.__new__(cls, value)
 
     def __add__(self, other: int) -> Sat:
-        return Sat(int(self) + int(other))
+        return Sat(int(self) + _operand(other))
 
     def __sub__(self, other: int) -> Sat:
-        return Sat(int(self) - int(other))
+        return Sat(int(self) - _operand(other))
 
     def __repr__(self) -> str:
         return f"Sat({int(self)})"
+
+
+def _operand(value: Any) -> int:
+    """An arithmetic operand must be an integer too (no silent truncation of floats or strings)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"amount arithmetic needs an integer, not {type(value).__name__}")
+    return int(value)

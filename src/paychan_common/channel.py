@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import coincurve
@@ -17,6 +18,7 @@ from .sighash import NONE_ACP, SINGLE_ACP, PaymentSighashTemplate
 from .tx import OutPoint, Transaction, TxIn, TxOut
 
 DEBUG_FUNDING_VALUE = 12_345_678_900_000
+_HEX = re.compile(r"[0-9a-fA-F]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,6 @@ def parse_hex(text: object, what: str, max_len: int = 4096) -> bytes:
         raise InvalidInput(f"{what} must be a hex string")
     if len(text) > max_len or len(text) % 2:
         raise InvalidInput(f"{what} has an invalid hex length")
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise InvalidInput(f"{what} is not valid hex") from None
+    if not _HEX.fullmatch(text):
+        raise InvalidInput(f"{what} is not valid hex")
+    return bytes.fromhex(text)

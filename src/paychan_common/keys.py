@@ -32,11 +32,9 @@ class PublicKey:
         """Validate 66 hex characters of a compressed key."""
         if not isinstance(text, str) or len(text) != 66:
             raise InvalidInput("public key must be 66 hex characters (compressed)")
-        try:
-            raw = bytes.fromhex(text)
-        except ValueError:
-            raise InvalidInput("public key is not valid hex") from None
-        return cls.from_bytes(raw)
+        if not all(c in "0123456789abcdefABCDEF" for c in text):
+            raise InvalidInput("public key is not valid hex")
+        return cls.from_bytes(bytes.fromhex(text))
 
     @property
     def hex(self) -> str:

@@ -99,4 +99,4 @@ def refund_fee_for_rate(outpoint: OutPoint, funding_value: int, redeem_script: b
                         refund_script: bytes, rate: int, key: PrivateKey) -> int:
     """fee = rate x size of the refund built with fee 0 (the JS helper's rule, spec 8.5)."""
     probe = build_refund(outpoint, funding_value, redeem_script, exp_time, refund_script, 0, key)
-    return rate * (len(probe.serialize()) + 1)
+    return rate * len(probe.serialize())

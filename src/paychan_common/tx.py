@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import InvalidInput
 from .hashing import sha256d
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def varint(n: int) -> bytes:
@@ -35,12 +38,9 @@ class OutPoint:
     @classmethod
     def from_display(cls, txid_hex: str, vout: int) -> OutPoint:
         """Build from a display-order txid hex (spec 0.2)."""
-        if not isinstance(txid_hex, str) or len(txid_hex) != 64:
+        if not isinstance(txid_hex, str) or len(txid_hex) != 64 or not _HEX64.fullmatch(txid_hex):
             raise InvalidInput("funding_txid must be 64 hex characters")
-        try:
-            raw = bytes.fromhex(txid_hex)
-        except ValueError:
-            raise InvalidInput("funding_txid is not valid hex") from None
+        raw = bytes.fromhex(txid_hex)
         return cls(raw[::-1], vout)
 
     @property
@@ -146,4 +146,8 @@ class _Reader:
         first = self.uint(1)
         if first < 0xFD:
             return first
-        return self.uint({0xFD: 2, 0xFE: 4, 0xFF: 8}[first])
+        size = {0xFD: 2, 0xFE: 4, 0xFF: 8}[first]
+        value = self.uint(size)
+        if value < (0xFD if size == 2 else 1 << (4 * size)):
+            raise InvalidInput("non-canonical CompactSize in transaction")
+        return value

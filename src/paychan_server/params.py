@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from paychan_common.channel import parse_hex
 from paychan_common.errors import InvalidInput
 from paychan_common.keys import PublicKey
 from paychan_common.script import check_exp_time
@@ -51,7 +52,4 @@ def parse_secret(text: str | None) -> bytes:
         text = text[1:-1]
     if len(text) != 64:
         raise InvalidInput("secret must be 64 hex characters")
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise InvalidInput("secret is not valid hex") from None
+    return parse_hex(text, "secret", 64)
