@@ -11,9 +11,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
-import orjson
 from aiohttp import web
 
 from chan_store.config import StoreConfig
@@ -37,10 +35,11 @@ from chan_store.wire import (
 from paychan_common.errors import ChannelNotFound, InvalidInput
 from paychan_runtime.config import load_or_create_secret
 from paychan_runtime.http import (
-    Handler,
     bearer_auth_middleware,
+    http_error_json_middleware,
     internal_error_middleware,
     json_response,
+    read_json,
 )
 
 __all__ = ["CONFIG_KEY", "STORE_KEY", "StorageFactory", "create_app", "open_leveldb"]
@@ -59,41 +58,6 @@ def open_leveldb(config: StoreConfig) -> Storage:
     path = config.storage.directory
     path.parent.mkdir(parents=True, exist_ok=True)
     return LevelDBStorage(path, sync=config.storage.sync, max_batch=config.storage.max_batch)
-
-
-@web.middleware
-async def http_error_json_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """aiohttp's own 4xx answers (unknown path, wrong method) as the JSON error body too."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-        return json_response({"error": {"class": "InvalidInput", "code": code, "message": exc.reason}},
-                             status=exc.status)
-
-
-async def read_json(request: web.Request, max_bytes: int) -> Any:
-    """Read the WHOLE body (bounded) and parse it as JSON; InvalidInput on anything malformed.
-
-    Not `paychan_runtime.http.read_json`: its single `content.read(n)` returns only what is buffered,
-    so a body arriving in several TCP chunks (a 1,000-payment batch) is cut short and refused.
-    """
-    too_large = InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(1 << 16):
-        size += len(chunk)
-        if size > max_bytes:
-            raise too_large
-        chunks.append(chunk)
-    try:
-        return orjson.loads(b"".join(chunks))
-    except orjson.JSONDecodeError:
-        raise InvalidInput("request body is not valid JSON", code="bad_json") from None
 
 
 async def health(request: web.Request) -> web.Response:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tomllib
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from paychan_common.errors import InvalidInput
 
@@ -62,3 +64,51 @@ def load_or_create_secret(path: Path, nbytes: int = 32) -> str:
         fh.flush()
         os.fsync(fh.fileno())
     return value
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback IP literals (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def config_error(message: str) -> PydanticCustomError:
+    """A validation error whose message is shown as is (it names the key itself)."""
+    return PydanticCustomError("paychan_config", "{message}", {"message": message})
+
+
+class StrictSection(ConfigModel):
+    """A config section with strict types (no string-to-int coercion)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class InternalListenConfig(StrictSection):
+    """Where an internal service listens: a loopback TCP port or a unix socket (exactly one)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    unix_path: Annotated[str, Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> InternalListenConfig:
+        if (self.port is None) == (self.unix_path is None):
+            raise config_error("exactly one of listen.port and listen.unix_path must be set")
+        if not is_loopback(self.host):
+            raise config_error(f"listen.host {self.host!r} is not a loopback address (internal service)")
+        return self
+
+    @property
+    def where(self) -> str:
+        """Human-readable listening address."""
+        return self.unix_path if self.unix_path is not None else f"{self.host}:{self.port}"
+
+
+class TokenAuthConfig(StrictSection):
+    """The shared bearer token, read from (or created in) token_file."""
+
+    token_file: Annotated[str, Field(min_length=1)]

@@ -71,3 +71,16 @@ def bearer_auth_middleware(token: str, open_paths: frozenset[str] = frozenset())
         return await handler(request)
 
     return middleware
+
+
+@web.middleware
+async def http_error_json_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own 4xx answers (unknown path, wrong method) as the internal JSON error body too."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return json_response({"error": {"class": "InvalidInput", "code": code, "message": exc.reason}},
+                             status=exc.status)

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
-from chan_store.client import ChanStoreClient
 
+from chan_store.client import ChanStoreClient
 from paychan_common.address import Address
 from paychan_common.errors import ServiceUnavailable
 from paychan_common.keys import PublicKey

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -10,16 +9,6 @@ from pydantic import Field, model_validator
 from paychan_common.network import Network
 from paychan_common.rules import ChannelPolicy
 from paychan_runtime.config import ConfigModel
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ListenConfig(ConfigModel):

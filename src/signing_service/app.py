@@ -1,0 +1,86 @@
+"""The SigningService HTTP application (spec 10.3, redesigned as bearer-authenticated JSON).
+
+Routes: GET /health (open), GET /pubkey, POST /sign_settlement. Errors are JSON
+`{"error": {"class", "code", "message"}}`; the key is never logged or returned.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from paychan_common.errors import InvalidInput, SigningRefused
+from paychan_common.keys import PrivateKey
+from paychan_common.settlement import sign_settlement
+from paychan_runtime.config import load_or_create_secret
+from paychan_runtime.http import (
+    bearer_auth_middleware,
+    http_error_json_middleware,
+    internal_error_middleware,
+    json_response,
+    read_json,
+)
+
+from .config import SigningConfig
+from .policy import MAX_BODY_BYTES, SettlementRequest, SigningPolicy, approve
+
+log = logging.getLogger("paychan.signing")
+audit = logging.getLogger("paychan.signing.audit")
+
+CONFIG_KEY = web.AppKey("config", SigningConfig)
+KEY_KEY = web.AppKey("key", PrivateKey)
+POLICY_KEY = web.AppKey("policy", SigningPolicy)
+
+OPEN_PATHS = frozenset({"/health"})
+
+
+async def health(_request: web.Request) -> web.Response:
+    """GET /health: liveness, no auth."""
+    return json_response({"ok": True})
+
+
+async def pubkey(request: web.Request) -> web.Response:
+    """GET /pubkey: the server public key, the network and the settlement destination."""
+    config = request.app[CONFIG_KEY]
+    policy = request.app[POLICY_KEY]
+    return json_response({"pubkey": policy.server_pubkey.hex, "network": config.network,
+                          "destination": policy.destination.text})
+
+
+async def sign_settlement_route(request: web.Request) -> web.Response:
+    """POST /sign_settlement: check the request (policy.approve), sign it, audit-log it."""
+    try:
+        req = SettlementRequest.from_json(await read_json(request, MAX_BODY_BYTES))
+        approved = approve(req, request.app[POLICY_KEY])
+    except SigningRefused as err:
+        log.warning("refused to sign: code=%s: %s", err.code, err.message)
+        raise
+    except InvalidInput as err:
+        log.warning("rejected malformed signing request: code=%s: %s", err.code, err.message)
+        raise
+    signed = sign_settlement(approved.settlement, approved.tx, request.app[KEY_KEY])
+    txid = signed.txid
+    audit.info("signed settlement txid=%s outpoint=%s change_value=%d server_value=%d fee=%d",
+               txid, approved.settlement.outpoint, approved.settlement.change_value,
+               approved.server_value, approved.fee)
+    return json_response({"tx": signed.serialize().hex(), "txid": txid, "fee": approved.fee,
+                          "server_value": approved.server_value})
+
+
+def create_app(config: SigningConfig, key: PrivateKey) -> web.Application:
+    """The SigningService app; reads (or creates) the bearer token file named in the config."""
+    token = load_or_create_secret(Path(config.auth.token_file))
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[http_error_json_middleware, internal_error_middleware,
+                     bearer_auth_middleware(token, OPEN_PATHS)],
+    )
+    app[CONFIG_KEY] = config
+    app[KEY_KEY] = key
+    app[POLICY_KEY] = SigningPolicy(key.public_key, config.destination, config.settlement.max_fee)
+    app.router.add_get("/health", health)
+    app.router.add_get("/pubkey", pubkey)
+    app.router.add_post("/sign_settlement", sign_settlement_route)
+    return app

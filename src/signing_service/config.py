@@ -1,0 +1,65 @@
+"""The SigningService config: one TOML file loaded into a frozen, validated model (DESIGN: config)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from paychan_common.address import Address
+from paychan_common.amount import MAX_MONEY
+from paychan_common.errors import InvalidInput
+from paychan_common.network import Network
+from paychan_runtime.config import InternalListenConfig as ListenConfig
+from paychan_runtime.config import StrictSection, config_error
+from paychan_runtime.config import TokenAuthConfig as AuthConfig
+
+Satoshis = Annotated[int, Field(ge=0, le=MAX_MONEY)]
+
+
+
+
+class KeyConfig(StrictSection):
+    """The server key: a 64-hex file, or the spec's debug seed (never on live)."""
+
+    file: Annotated[str, Field(min_length=1)]
+    debug_seed: bool = False
+
+
+class SettlementConfig(StrictSection):
+    """Where the server output goes and the highest fee the service will sign."""
+
+    destination: Annotated[str, Field(min_length=1)]
+    max_fee: Satoshis
+
+
+class SigningConfig(StrictSection):
+    """The whole SigningService config file."""
+
+    network: Literal["live", "test", "regtest"]
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    listen: ListenConfig
+    auth: AuthConfig
+    key: KeyConfig
+    settlement: SettlementConfig
+
+    @model_validator(mode="after")
+    def _check(self) -> SigningConfig:
+        net = Network.parse(self.network)
+        if self.key.debug_seed and net is Network.LIVE:
+            raise config_error("key.debug_seed is not allowed on network 'live' (spec 9)")
+        try:
+            Address.parse(self.settlement.destination, net)
+        except InvalidInput as exc:
+            raise config_error(f"settlement.destination: {exc.message}") from None
+        return self
+
+    @property
+    def net(self) -> Network:
+        """The configured network."""
+        return Network.parse(self.network)
+
+    @property
+    def destination(self) -> Address:
+        """The configured settlement destination, parsed for the network."""
+        return Address.parse(self.settlement.destination, self.net)
