@@ -64,7 +64,7 @@ async def pay(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     outpoint = parse_outpoint(request.match_info["txid"], request.match_info["vout"])
     payment = parse_v1_payload(required(request.query, "payment"))
-    st = await svc.locate(outpoint)
+    st = await svc.locate(outpoint, Family.V1)
     result = await svc.pay(outpoint, payment, st)
     return json_response(_result_json(result))
 
@@ -74,6 +74,7 @@ async def close(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     outpoint = parse_outpoint(request.match_info["txid"], request.match_info["vout"])
     payment = parse_v1_payload(required(request.query, "payment"))
+    await svc.locate(outpoint, Family.V1)
     result = await svc.close_v1(outpoint, payment)
     return json_response(_result_json(result), status=202)
 

@@ -42,7 +42,7 @@ async def _payment(request: web.Request, *, full: bool = False) -> Payment:
 
 def _seed_path(request: web.Request) -> tuple[PublicKey, int, OutPoint]:
     m = request.match_info
-    return parse_pubkey(m["pk"]), parse_exp_time(m["exp"]), parse_outpoint(m["txid"], m["vout"])
+    return request.app[SERVICE].client_key(m["pk"]), parse_exp_time(m["exp"]), parse_outpoint(m["txid"], m["vout"])
 
 
 async def funding_info(request: web.Request) -> web.Response:
@@ -94,7 +94,7 @@ async def seed_pay(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     pk, exp, outpoint = _seed_path(request)
     payment = await _payment(request)
-    st = await svc.locate(outpoint, locator=(pk.data, exp))
+    st = await svc.locate(outpoint, Family.V2_SEED, locator=(pk.data, exp))
     return json_response(_result_json(await svc.pay(outpoint, payment, st)))
 
 
@@ -103,7 +103,7 @@ async def seed_close(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     pk, exp, outpoint = _seed_path(request)
     payment = await _payment(request)
-    st = await svc.locate(outpoint, locator=(pk.data, exp))
+    st = await svc.locate(outpoint, Family.V2_SEED, locator=(pk.data, exp))
     return json_response(_result_json(await svc.close_v2(outpoint, payment, st)))
 
 
@@ -136,7 +136,7 @@ async def v23_pay(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     outpoint, secret = _v23_path(request)
     payment = await _payment(request)
-    st = await svc.locate(outpoint, secret=secret)
+    st = await svc.locate(outpoint, Family.V2_3, secret=secret)
     return json_response(_result_json(await svc.pay(outpoint, payment, st)))
 
 
@@ -145,7 +145,7 @@ async def v23_close(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     outpoint, secret = _v23_path(request)
     payment = await _payment(request)
-    st = await svc.locate(outpoint, secret=secret)
+    st = await svc.locate(outpoint, Family.V2_3, secret=secret)
     return json_response(_result_json(await svc.close_v2(outpoint, payment, st)))
 
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from paychan_common.address import Address
 from paychan_common.channel import ChannelParams, Funding, PaymentVerifier
-from paychan_common.errors import ChannelExists, ChannelGone, ChannelNotFound, FundingError, InvalidPayment
+from paychan_common.errors import (
+    ChannelExists,
+    ChannelGone,
+    ChannelNotFound,
+    FundingError,
+    InvalidPayment,
+    PaychanError,
+)
 from paychan_common.keys import PublicKey
 from paychan_common.network import Network
 from paychan_common.payment import Payment
@@ -30,6 +38,8 @@ from paychan_common.tx import OutPoint
 from .blockchain import Blockchain
 from .clock import Clock
 from .config import ServerConfig
+from .hooks import PaymentHooks
+from .params import parse_pubkey
 from .ports import ChannelStorePort
 from .settler import Settler
 
@@ -56,6 +66,7 @@ class StaticChannel:
     secret: bytes
     verifier: PaymentVerifier
     change_address: Address
+    funding_value: int = 0
 
 
 class PayChanService:
@@ -73,6 +84,8 @@ class PayChanService:
         self.policy: ChannelPolicy = cfg.channel.policy()
         self._cache: OrderedDict[OutPoint, StaticChannel] = OrderedDict()
         self._cache_size = cache_size
+        self._keys: dict[str, PublicKey] = {}  # path key text -> validated key (hot path: no curve check)
+        self.hooks = PaymentHooks()  # metrics and the value callback (installed by app.py)
 
     # -- funding info -------------------------------------------------------------------------------
     def params(self, client_pubkey: PublicKey, exp_time: int) -> ChannelParams:
@@ -135,10 +148,10 @@ class PayChanService:
             assert first_error is not None
             raise first_error
         state = await self.store.create(accepted.state)
+        self.hooks.opened(family, accepted.value_received)
         self._remember(state)
         if state.exhausted:
-            closed = await self.settler.settle(state, state)
-            return self._result(closed, accepted.value_received)
+            return self._result(await self._settle_exhausted(state), accepted.value_received)
         return self._result(state, accepted.value_received)
 
     async def _fundings(self, params: ChannelParams, payment: Payment, outpoint: OutPoint | None) -> list[Funding]:
@@ -169,7 +182,7 @@ class PayChanService:
         st = StaticChannel(
             state.client_pubkey, state.exp_time, state.family, state.secret,
             PaymentVerifier(PublicKey(state.client_pubkey), state.outpoint, state.redeem_script),
-            Address(state.change_address, self.network, state.change_script),
+            Address(state.change_address, self.network, state.change_script), state.funding_value,
         )
         if state.status is Status.OPEN:
             self._cache[state.outpoint] = st
@@ -177,19 +190,39 @@ class PayChanService:
                 self._cache.popitem(last=False)
         return st
 
-    async def locate(self, outpoint: OutPoint, *, locator: tuple[bytes, int] | None = None,
+    def client_key(self, text: str) -> PublicKey:
+        """parse_pubkey(text), remembered: a path's key is checked on the curve once, not on every payment."""
+        pk = self._keys.get(text)
+        if pk is None:
+            pk = parse_pubkey(text)  # raises InvalidInput; failures are not remembered
+            if len(self._keys) >= self._cache_size:
+                del self._keys[next(iter(self._keys))]
+            self._keys[text] = pk
+        return pk
+
+    async def locate(self, outpoint: OutPoint, family: Family, *, locator: tuple[bytes, int] | None = None,
                      secret: bytes | None = None) -> StaticChannel:
-        """The channel at outpoint, if the path's (key, exp) or the v2.3.0 secret match; else 404."""
-        try:
-            st = await self.static(outpoint)
-        except ChannelNotFound:
-            if secret is not None:
-                hmac.compare_digest(secret, bytes(32))  # same work as a real comparison
-            raise
-        if secret is not None and not hmac.compare_digest(st.secret, secret):
+        """The channel at outpoint if it was opened on this route family and the path's (key, exp) or the
+        v2.3.0 secret match; else 404. Every 404 costs one ChanStore read, found or not, so the answer's
+        timing tells nothing about a channel whose secret the caller lacks (spec 6.4)."""
+        st = self._cache.get(outpoint)
+        read = st is None
+        if st is None:
+            state = await self.store.get(outpoint)
+            if state is None:
+                if secret is not None:
+                    hmac.compare_digest(secret, bytes(32))  # the same work as a real comparison
+                raise ChannelNotFound("no such channel")
+            st = self._remember(state)
+        ok = st.family is family
+        if secret is not None:
+            ok = hmac.compare_digest(st.secret, secret) and ok
+        if locator is not None:
+            ok = ok and (st.client_pubkey, st.exp_time) == locator
+        if not ok:
+            if not read:
+                await self.store.get(outpoint)
             raise ChannelNotFound("no such channel")
-        if locator is not None and (st.client_pubkey, st.exp_time) != locator:
-            raise ChannelNotFound("no channel matches this path")
         return st
 
     async def pay(self, outpoint: OutPoint, payment: Payment, st: StaticChannel) -> PaymentResult:
@@ -206,9 +239,20 @@ class PayChanService:
         if applied.change_value == 0 and sig.sighash == 0x82:
             state = await self.store.get(outpoint)
             if state is not None and state.status is Status.OPEN:
-                closed = await self.settler.settle(state, state)
-                return self._result(closed, applied.value_received)
-        return PaymentResult(outpoint, "open", self._value_left(applied.change_value), applied.value_received, None)
+                closed = await self._settle_exhausted(state)
+                return await self.hooks.paid(self._result(closed, applied.value_received), st, payment)
+        return await self.hooks.paid(PaymentResult(outpoint, "open", self._value_left(applied.change_value),
+                                                   applied.value_received, None), st, payment)
+
+    async def _settle_exhausted(self, state: ChannelState) -> ChannelState:
+        """Settle a channel a payment exhausted (spec 7.3 step 12); the payment counted even if settling
+        must wait (signer or node down): the background settler finishes it then."""
+        try:
+            return await self.settler.settle(state, state)
+        except PaychanError as exc:
+            logging.getLogger("paychan.settlement").warning(
+                "channel %s exhausted; settlement pending: %s", state.outpoint, exc.message)
+            return await self.store.get(state.outpoint) or state
 
     async def _raise_if_gone(self, outpoint: OutPoint) -> None:
         state = await self.store.get(outpoint)
@@ -231,6 +275,7 @@ class PayChanService:
             state = await self.settler.finish(state)
         elif state.status is Status.OPEN:
             state = await self.settler.settle(state, state)
+            self.hooks.closed(state.family, 0)
         self._cache.pop(outpoint, None)
         return self._result(state, 0)
 
@@ -243,12 +288,18 @@ class PayChanService:
             st.verifier.verify(payment.signature, payment.change_value, new_addr.script_pubkey)
             return self._result(state, 0)
         if state.status is Status.CLOSING:
-            raise ChannelGone("settlement in progress", code="channel_closing")
+            # A repeated close (e.g. after a 503) with the stored closing payment finishes the settlement.
+            try:
+                st.verifier.verify(payment.signature, state.change_value, state.change_script)
+            except InvalidPayment:
+                raise ChannelGone("settlement in progress", code="channel_closing") from None
+            return self._result(await self.settler.finish(state), 0)
         closing = check_close_payment(state, payment, st.verifier, new_addr, self.policy)
         received = state.change_value - closing.change_value
         min_fee = received if state.family is Family.V2_3 else 0
         closed = await self.settler.settle(state, closing, min_fee)
         self._cache.pop(outpoint, None)
+        self.hooks.closed(state.family, received)
         return self._result(closed, received)
 
     # -- results ------------------------------------------------------------------------------------
@@ -260,7 +311,7 @@ class PayChanService:
     def _result(self, state: ChannelState, received: int) -> PaymentResult:
         closed = state.status is not Status.OPEN
         return PaymentResult(state.outpoint, "closed" if closed else "open", self._value_left(state.change_value),
-                             received, state.settlement_txid or None if state.status is Status.CLOSED else None)
+                             received, state.settlement_txid or None if closed else None)
 
 
 def _exists(state: ChannelState) -> ChannelExists:
