@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config_file, StoreConfig)
-        setup_logging(config.log_level)
+        setup_logging(config.log_level, config.log_format)
         app = create_app(config)
     except ConfigError as exc:
         print(f"chan-store: {exc.message}", file=sys.stderr)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from chan_store.config import StoreConfig
 from chan_store.leveldb_storage import LevelDBStorage
+from chan_store.metrics import STORE_METRICS, InstrumentedStorage, StoreMetrics, store_middlewares
 from chan_store.model import ChannelExistsAt, StateConflict
 from chan_store.storage import Storage
 from chan_store.store import ChannelStore, FatalHandler, exit_process
@@ -41,6 +42,7 @@ from paychan_runtime.http import (
     json_response,
     read_json,
 )
+from paychan_runtime.metrics import metrics_handler
 
 __all__ = ["CONFIG_KEY", "STORE_KEY", "StorageFactory", "create_app", "open_leveldb"]
 
@@ -48,7 +50,7 @@ log = logging.getLogger("paychan.chanstore")
 
 CONFIG_KEY = web.AppKey("config", StoreConfig)
 STORE_KEY = web.AppKey("store", ChannelStore)
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/metrics"})  # /metrics: counts and latencies only, loopback
 
 StorageFactory = Callable[[StoreConfig], Storage]
 
@@ -140,22 +142,25 @@ def create_app(config: StoreConfig, *, storage_factory: StorageFactory = open_le
                on_fatal: FatalHandler = exit_process) -> web.Application:
     """The ChanStore app; the storage is opened and the channels loaded in a cleanup context."""
     token = load_or_create_secret(Path(config.auth.token_file))
+    metrics = StoreMetrics()
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[http_error_json_middleware, internal_error_middleware,
+        middlewares=[*store_middlewares(metrics), http_error_json_middleware, internal_error_middleware,
                      bearer_auth_middleware(token, OPEN_PATHS)],
     )
     app[CONFIG_KEY] = config
+    app[STORE_METRICS] = metrics
 
     async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         if not config.storage.sync:
             log.warning("storage.sync = false: acknowledged payments can be lost on a crash "
                         "(UNSAFE, for benchmarks only)")
-        storage = storage_factory(config)
+        storage = InstrumentedStorage(storage_factory(config), metrics)
         try:
             store = ChannelStore(storage, cache_size=config.storage.cache_size, on_fatal=on_fatal)
             store.load()
             app[STORE_KEY] = store
+            metrics.store = store
             yield
         finally:
             await storage.close()
@@ -168,4 +173,5 @@ def create_app(config: StoreConfig, *, storage_factory: StorageFactory = open_le
     app.router.add_post("/channels/{outpoint}/cas", compare_and_set)
     app.router.add_post("/payments", apply_payments)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/metrics", metrics_handler(metrics))
     return app

@@ -12,14 +12,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .logs import LogFormat, configure_logging
+
 log = logging.getLogger("paychan.serve")
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """One-line log records on stderr."""
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+def setup_logging(level: str = "INFO", fmt: LogFormat = "kv") -> None:
+    """Structured one-line log records on stderr, secrets masked (paychan_runtime.logs)."""
+    configure_logging(level, fmt)
 
 
 def install_uvloop() -> None:

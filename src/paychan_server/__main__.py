@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 
 from paychan_common.errors import PaychanError
 from paychan_runtime.config import load_config
+from paychan_runtime.metrics import enable_multiprocess
 from paychan_runtime.serve import install_uvloop, reuseport_socket, serve_app, setup_logging
 
 from .app import create_app
@@ -30,7 +33,7 @@ def _load(path: str) -> ServerConfig:
 
 def _worker(path: str, index: int) -> None:
     cfg = _load(path)
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, cfg.log_format)
     install_uvloop()
     sock = reuseport_socket(cfg.listen.host, cfg.listen.port)
     app = create_app(cfg, background=index == 0)
@@ -52,8 +55,12 @@ def main(argv: list[str] | None = None) -> None:
     if workers == 1:
         _worker(args.config, 0)
         return
+    metrics_dir = enable_multiprocess()  # the workers share their Prometheus counters (paychan_runtime.metrics)
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(args.config, i), name=f"paychan-worker-{i}") for i in range(workers)]
+    # Under `python -m paychan_server` this module is `__main__`, which spawned children do not re-import:
+    # hand them the worker by its importable name.
+    target = importlib.import_module("paychan_server.__main__")._worker
+    procs = [ctx.Process(target=target, args=(args.config, i), name=f"paychan-worker-{i}") for i in range(workers)]
     for p in procs:
         p.start()
 
@@ -67,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     for p in procs:
         p.join()
     codes = [p.exitcode for p in procs]
+    if metrics_dir is not None:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     raise SystemExit(0 if all(c == 0 for c in codes) else 1)
 
 

@@ -22,8 +22,11 @@ from .blockchain import Blockchain, DebugChain
 from .clock import Clock
 from .config import ServerConfig
 from .middleware import add_cors, error_middleware, options_handler
+from .openapi import add_openapi_routes
+from .operator import OperatorFeatures, request_middlewares
 from .routes_v1 import add_routes as add_v1
 from .routes_v2 import add_routes as add_v2
+from .server_metrics import METRICS, ServerMetrics
 from .service import PayChanService
 from .settler import Settler
 from .signer_client import SignerClient
@@ -57,13 +60,17 @@ async def _wait_signer(signer: SignerClient, cfg: ServerConfig, wait_s: float = 
 
 def create_app(cfg: ServerConfig, *, background: bool = True) -> web.Application:
     """Build the PayChanServer app; resources are opened and closed by cleanup_ctx."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=cfg.listen.max_body_bytes)
+    metrics = ServerMetrics()  # served by the management API's /metrics
+    app = web.Application(middlewares=[*request_middlewares(metrics), error_middleware],
+                          client_max_size=cfg.listen.max_body_bytes)
+    app[METRICS] = metrics
     app[MAX_BODY] = cfg.listen.max_body_bytes
     app[BACKGROUND] = background
     app.on_response_prepare.append(add_cors)
     add_v1(app, options_handler)
     add_v2(app, options_handler)
     app.router.add_get("/health", _health)
+    add_openapi_routes(app)  # GET /openapi.json, GET /docs
     app.cleanup_ctx.append(_resources(cfg))
     return app
 
@@ -82,6 +89,7 @@ def _resources(cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[N
                                              timeout=ss.timeout_seconds, name="SigningService"))
         chain = make_blockchain(cfg)
         try:
+            await chain.startup_check()  # spec 10.4 self-test: a node on another chain is fatal
             server_pk, destination = await _wait_signer(signer, cfg)
         except BaseException:
             await asyncio.gather(store.close(), signer.close(), chain.close())
@@ -91,6 +99,7 @@ def _resources(cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[N
                               cfg.settlement, clock)
         svc = PayChanService(cfg, store, chain, svc_settler, server_pk, clock)
         app[SERVICE] = svc
+        features = await OperatorFeatures.start(app, cfg, svc, store, chain, management=app[BACKGROUND])
         task = asyncio.create_task(svc_settler.run()) if app[BACKGROUND] else None
         if cfg.debug.enable:
             log.warning("DEBUG MODE: fake funding derived from client keys; settlements are not broadcast")
@@ -100,6 +109,7 @@ def _resources(cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[N
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await features.close()
         await asyncio.gather(store.close(), signer.close(), chain.close())
 
     return ctx

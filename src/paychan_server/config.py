@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from paychan_common.network import Network
 from paychan_common.rules import ChannelPolicy
-from paychan_runtime.config import ConfigModel
+from paychan_runtime.config import ConfigModel, is_loopback
 
 
 class ListenConfig(ConfigModel):
@@ -53,6 +53,8 @@ class SettlementConfig(ConfigModel):
     scheduler_interval_seconds: float = Field(default=300.0, gt=0)
     retry_interval_seconds: float = Field(default=10.0, gt=0)
     safety_margin_hours: int = Field(default=1, ge=0)  # auto-close this long before exp - settlement_period
+    confirmations: int = Field(default=3, ge=1, le=1000)  # follow each settlement until this deep, then closed
+    retry_max_interval_seconds: float = Field(default=300.0, gt=0)  # publish retries back off up to this
 
 
 class BitcoinConfig(ConfigModel):
@@ -84,11 +86,37 @@ class CallbackConfig(ConfigModel):
     url: str = ""
     timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 
+    @model_validator(mode="after")
+    def _check(self) -> CallbackConfig:
+        if self.enable and not self.url.startswith(("http://", "https://")):
+            raise ValueError("callback.url: an http(s) URL is required when callback.enable = true")
+        return self
+
+
+class ManagementConfig(ConfigModel):
+    """The management API, /metrics included: its own loopback port, bearer token (spec 10.5)."""
+
+    enable: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=1, le=65535)
+    token_file: str = ""
+    metrics_token_file: str = ""  # optional read-only token for scrapers: it opens GET /metrics only
+    totals_max_age_seconds: float = Field(default=15.0, ge=0, le=3600)  # /metrics reuses totals this fresh
+
+    @model_validator(mode="after")
+    def _check(self) -> ManagementConfig:
+        if not is_loopback(self.host):
+            raise ValueError(f"management.host: {self.host!r} is not a loopback address")
+        if self.enable and not self.token_file:
+            raise ValueError("management.token_file: required when management.enable = true")
+        return self
+
 
 class ServerConfig(ConfigModel):
     """The whole server.toml."""
 
     log_level: str = "INFO"
+    log_format: Literal["kv", "json"] = "kv"  # key=value lines, or one JSON object per line
     listen: ListenConfig = ListenConfig()
     bitcoin: BitcoinConfig
     channel: ChannelConfig = ChannelConfig()
@@ -99,6 +127,7 @@ class ServerConfig(ConfigModel):
     chan_store: ServiceRef = ServiceRef()
     signing_service: ServiceRef = ServiceRef(url="http://127.0.0.1:17081")
     callback: CallbackConfig = CallbackConfig()
+    management: ManagementConfig = ManagementConfig()
 
     @model_validator(mode="after")
     def _check(self) -> ServerConfig:

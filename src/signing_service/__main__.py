@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config_file, SigningConfig)
-        setup_logging(config.log_level)
+        setup_logging(config.log_level, config.log_format)
         key = load_server_key(config.key, config.net)
         app = create_app(config, key)
     except ConfigError as exc:

@@ -22,8 +22,10 @@ from paychan_runtime.http import (
     json_response,
     read_json,
 )
+from paychan_runtime.metrics import metrics_handler
 
 from .config import SigningConfig
+from .metrics import SIGNING_METRICS, SigningMetrics, signing_middlewares
 from .policy import MAX_BODY_BYTES, SettlementRequest, SigningPolicy, approve
 
 log = logging.getLogger("paychan.signing")
@@ -33,7 +35,7 @@ CONFIG_KEY = web.AppKey("config", SigningConfig)
 KEY_KEY = web.AppKey("key", PrivateKey)
 POLICY_KEY = web.AppKey("policy", SigningPolicy)
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/metrics"})  # /metrics: counters and latencies only, loopback
 
 
 async def health(_request: web.Request) -> web.Response:
@@ -72,15 +74,19 @@ async def sign_settlement_route(request: web.Request) -> web.Response:
 def create_app(config: SigningConfig, key: PrivateKey) -> web.Application:
     """The SigningService app; reads (or creates) the bearer token file named in the config."""
     token = load_or_create_secret(Path(config.auth.token_file))
+    metrics = SigningMetrics()
+    outer, inner = signing_middlewares(metrics)
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[http_error_json_middleware, internal_error_middleware,
-                     bearer_auth_middleware(token, OPEN_PATHS)],
+        middlewares=[*outer, http_error_json_middleware, internal_error_middleware,
+                     bearer_auth_middleware(token, OPEN_PATHS), *inner],
     )
     app[CONFIG_KEY] = config
+    app[SIGNING_METRICS] = metrics
     app[KEY_KEY] = key
     app[POLICY_KEY] = SigningPolicy(key.public_key, config.destination, config.settlement.max_fee)
     app.router.add_get("/health", health)
     app.router.add_get("/pubkey", pubkey)
     app.router.add_post("/sign_settlement", sign_settlement_route)
+    app.router.add_get("/metrics", metrics_handler(metrics))
     return app

@@ -38,6 +38,7 @@ class SigningConfig(StrictSection):
 
     network: Literal["live", "test", "regtest"]
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["kv", "json"] = "kv"  # key=value lines, or one JSON object per line
     listen: ListenConfig
     auth: AuthConfig
     key: KeyConfig

@@ -50,6 +50,10 @@ def debug_config_copy(dest: Path) -> dict[str, int]:
     cfg["signing"]["key"]["file"] = str(var / "server.key")
     cfg["server"]["chan_store"]["url"] = f"http://127.0.0.1:{ports['store']}"
     cfg["server"]["signing_service"]["url"] = f"http://127.0.0.1:{ports['signing']}"
+    if "management" in cfg["server"]:  # its own loopback port: free, too; tokens under dest
+        ports["management"] = free_port()
+        cfg["server"]["management"].update(port=ports["management"], token_file=str(var / "management.token"),
+                                            metrics_token_file=str(var / "metrics.token"))
     for name, data in cfg.items():
         (dest / f"{name}.toml").write_text(to_toml(data))
     return ports
