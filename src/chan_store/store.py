@@ -1,7 +1,9 @@
 """ChannelStore: the ChanStore core (no HTTP). Owns channel states; atomic updates; durable.
 
-Memory holds only open and closing channels, as serialized bytes keyed by the 36-byte outpoint, plus a
-bounded LRU of parsed states; closed channels are read from storage on demand (spec 12 item 11).
+Memory holds the states written but not yet durable, and a bounded LRU of the most recently used open
+and closing channels (serialized and parsed); any other state is read from storage when needed (spec 12
+item 11: memory is bounded by the cache size, not by the number of channels; start-up only counts the
+status index). States are keyed by the 36-byte outpoint.
 
 Every mutation checks and updates memory synchronously, then hands ONE batch to the storage; its caller
 is answered only once that batch is durable. Memory may run ahead of disk, never the other way: a read
@@ -88,12 +90,20 @@ class _Staged:
         deletes: list[bytes] = []
         for outpoint, new in self._new.items():
             puts.append((keys.channel_key(outpoint), new))
-            new_index = keys.index_keys(outpoint, new)
             old = self._old[outpoint]
+            if old is not None and _same_index(old, new):
+                continue  # a payment: status, expiry and key unchanged, so are the index entries
+            new_index = keys.index_keys(outpoint, new)
             old_index = keys.index_keys(outpoint, old) if old is not None else ()
             deletes.extend(key for key in old_index if key not in new_index)
             puts.extend((key, b"") for key in new_index if key not in old_index)
         return WriteBatch(puts=tuple(puts), deletes=tuple(deletes))
+
+
+def _same_index(old: bytes, new: bytes) -> bool:
+    """True if two serialized states have the same index entries (status, client key, expiry)."""
+    return (keys.raw_status(old) is keys.raw_status(new) and keys.raw_exp_time(old) == keys.raw_exp_time(new)
+            and keys.raw_client_pubkey(old) == keys.raw_client_pubkey(new))
 
 
 def _serialize(state: ChannelState) -> bytes:
@@ -120,8 +130,8 @@ class ChannelStore:
         self._storage = storage
         self._cache_size = cache_size
         self._on_fatal = on_fatal
-        self._live: dict[bytes, bytes] = {}  # open/closing (and closed until durable): outpoint -> state
-        self._cache: OrderedDict[bytes, ChannelState] = OrderedDict()  # parsed states of live channels
+        self._dirty: dict[bytes, bytes] = {}  # outpoint -> latest state, while its write is not yet durable
+        self._cache: OrderedDict[bytes, tuple[bytes, ChannelState]] = OrderedDict()  # LRU of open/closing
         self._creating: dict[bytes, bytes] = {}  # client key -> outpoint, creates not yet durable
         self._pending: dict[bytes, _Commit] = {}  # outpoint -> latest write of it not yet durable
         self._counts: dict[Status, int] = dict.fromkeys(Status, 0)
@@ -130,9 +140,9 @@ class ChannelStore:
     # ------------------------------------------------------------------ start-up and introspection
 
     def load(self) -> None:
-        """Load the open and closing channels from the status index; count the closed ones."""
+        """Count the channels by status, checking each open and closing one against its status index entry
+        (states are not kept: they are read, parsed and cached when first used)."""
         started = time.perf_counter()
-        live: dict[bytes, bytes] = {}
         counts = dict.fromkeys(Status, 0)
         for status in _LIVE:
             for key, _ in self._storage.scan(keys.status_prefix(status)):
@@ -144,12 +154,12 @@ class ChannelStore:
                 # states are parsed when first used, and a corrupt one then fails as an internal error.
                 if not keys.raw_index_key_ok(key, outpoint, data):
                     raise StorageError(f"status index disagrees with the state of channel {outpoint.hex()}")
-                live[outpoint] = data
                 counts[status] += 1
         counts[Status.CLOSED] = sum(1 for _ in self._storage.scan(keys.status_prefix(Status.CLOSED)))
-        self._live, self._counts = live, counts
+        self._counts = counts
+        self._dirty.clear()
         self._cache.clear()
-        log.info("loaded %d open and %d closing channels (%d closed on disk) in %.3f s",
+        log.info("found %d open and %d closing channels (checked against the index) and %d closed in %.3f s",
                  counts[Status.OPEN], counts[Status.CLOSING], counts[Status.CLOSED],
                  time.perf_counter() - started)
 
@@ -158,8 +168,8 @@ class ChannelStore:
         return {status.label: self._counts[status] for status in Status}
 
     def memory(self) -> dict[str, int]:
-        """Channels held in memory, and parsed states cached."""
-        return {"live": len(self._live), "cached": len(self._cache)}
+        """Open and closing channels (on disk), and how many of them are cached in memory."""
+        return {"live": self._counts[Status.OPEN] + self._counts[Status.CLOSING], "cached": len(self._cache)}
 
     def storage_stats(self) -> CommitStats:
         """The storage's commit counters."""
@@ -243,7 +253,7 @@ class ChannelStore:
             raise InvalidInput("client_pubkey must be 33 bytes")
         op = state.outpoint.serialize()
         pubkey = state.client_pubkey
-        if op in self._live or self._storage.get(keys.channel_key(op)) is not None:
+        if op in self._dirty or op in self._cache or self._storage.get(keys.channel_key(op)) is not None:
             raise ChannelExistsAt("channel exists: this funding outpoint is already stored", state.outpoint)
         other = self._open_channel_of(pubkey)
         if other is not None:
@@ -323,34 +333,36 @@ class ChannelStore:
 
     def _lookup(self, op: bytes, stored: bytes | None = None) -> tuple[bytes, ChannelState] | None:
         """(serialized, parsed) latest state: memory first, else storage (`stored` if already read)."""
-        data = self._live.get(op)
-        if data is not None:
-            state = self._cache.get(op)
-            if state is None:
-                state = _parse_stored(data)
-                self._remember(op, state)
-            else:
-                self._cache.move_to_end(op)
-            return data, state
-        if stored is None:
-            stored = self._storage.get(keys.channel_key(op))
-            if stored is None:
+        cached = self._cache.get(op)
+        if cached is not None:  # every write updates the cache: an entry is the latest state
+            self._cache.move_to_end(op)
+            return cached
+        data = self._dirty.get(op)
+        if data is None:
+            data = stored if stored is not None else self._storage.get(keys.channel_key(op))
+            if data is None:
                 return None
-        return stored, _parse_stored(stored)
+        state = _parse_stored(data)
+        if state.status in _LIVE:
+            self._remember(op, data, state)
+        return data, state
 
-    def _remember(self, op: bytes, state: ChannelState) -> None:
-        self._cache[op] = state
+    def _remember(self, op: bytes, data: bytes, state: ChannelState) -> None:
+        self._cache[op] = (data, state)
         self._cache.move_to_end(op)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
     def _replace(self, op: bytes, old: bytes | None, state: ChannelState, new: bytes) -> None:
-        """Make `state` the channel's latest state in memory (a closed one stays until durable)."""
+        """Make `state` the channel's latest state in memory (kept until durable, and cached if not closed)."""
         if old is not None:
             self._counts[keys.raw_status(old)] -= 1
         self._counts[state.status] += 1
-        self._live[op] = new
-        self._remember(op, state)
+        self._dirty[op] = new
+        if state.status in _LIVE:
+            self._remember(op, new, state)
+        else:
+            self._cache.pop(op, None)
 
     def _open_channel_of(self, pubkey: bytes) -> bytes | None:
         """Outpoint of an open channel of this client key, if any."""
@@ -359,7 +371,8 @@ class ChannelStore:
             return creating
         for key, _ in self._storage.scan(keys.client_prefix(pubkey)):
             op = keys.outpoint_of_index_key(key)
-            data = self._live.get(op)
+            cached = self._cache.get(op)
+            data = cached[0] if cached is not None else self._dirty.get(op) or self._storage.get(keys.channel_key(op))
             if data is not None and keys.raw_status(data) is Status.OPEN:
                 return op
         return None
@@ -381,21 +394,14 @@ class ChannelStore:
                 self._fail(exc)
                 return
             for op in ops:
-                if self._pending.get(op) is task:
+                if self._pending.get(op) is task:  # this write carried the latest state: it is on disk now
                     del self._pending[op]
-                    self._settle(op)
+                    self._dirty.pop(op, None)
             if after is not None:
                 after()
 
         task.add_done_callback(done)
         return task
-
-    def _settle(self, op: bytes) -> None:
-        """A channel whose latest state is now durable leaves memory if it is closed."""
-        data = self._live.get(op)
-        if data is not None and keys.raw_status(data) is Status.CLOSED:
-            del self._live[op]
-            self._cache.pop(op, None)
 
     async def _durable(self, task: _Commit) -> None:
         """Wait until `task`'s batch is durable; ServiceUnavailable if the write failed."""

@@ -21,7 +21,7 @@ from paychan_common.tx import OutPoint
 
 from .api import PaychanClient
 from .draft import ChannelDraft, load_any
-from .errors import ChannelStateError, ClientError, InvalidArgument, StateFileError
+from .errors import ChannelStateError, ClientError, InvalidArgument, RpcError, StateFileError
 from .models import Family, parse_family
 from .payments import client_address, parse_address
 from .refund import build_refund_tx
@@ -256,19 +256,46 @@ def cmd_refund(ctx: _Context) -> None:
         params = state.params
         outpoint, value = state.funding
         default_refund = state.refund_address or client_address(state.client_key, state.network)
+    if a.txid is not None:  # another output paying the channel script (e.g. a v2 settlement's change output)
+        if a.vout is None or a.value is None:
+            raise InvalidArgument("--txid needs --vout and --value")
+        outpoint, value = OutPoint.from_display(a.txid.lower(), a.vout), a.value
     fee, fee_rate = (a.fee, None) if a.fee is not None else (None, a.fee_rate if a.fee_rate is not None else 1)
-    tx = build_refund_tx(params, state.client_key, outpoint, value, a.refund_address or default_refund,
-                         fee=fee, fee_rate=fee_rate)
-    published = False
-    if a.rpc_url:
-        rpc = ctx.rpc()
-        try:
+    address = a.refund_address or default_refund
+
+    def refund(out: OutPoint, amount: int, rpc: BitcoinRpc | None) -> None:
+        tx = build_refund_tx(params, state.client_key, out, amount, address, fee=fee, fee_rate=fee_rate)
+        if rpc is not None:
             rpc.send_raw_transaction(tx.serialize().hex())
-        finally:
-            rpc.release()
-        published = True
-    ctx.emit({"event": "refund", "txid": tx.txid, "tx": tx.serialize().hex(), "locktime": tx.locktime,
-              "value": tx.outputs[0].value, "published": published})
+        ctx.emit({"event": "refund", "txid": tx.txid, "tx": tx.serialize().hex(), "locktime": tx.locktime,
+                  "value": tx.outputs[0].value, "published": rpc is not None,
+                  "funding_txid": out.display_txid, "funding_vout": out.vout})
+
+    if not a.rpc_url:
+        refund(outpoint, value, None)
+        return
+    rpc = ctx.rpc()
+    try:
+        try:
+            refund(outpoint, value, rpc)
+        except RpcError as exc:
+            if a.txid is not None or not _input_spent(exc):
+                raise
+            # The funding output is spent (a settlement): what the client may still refund is whatever pays
+            # the channel address, e.g. the change of a v2 settlement (spec 8.4), found in the UTXO set.
+            leftovers = rpc.unspent_outputs(params.funding_address.text)
+            if not leftovers:
+                raise ChannelStateError("the funding output is spent and no other output pays the channel "
+                                        "address: nothing to refund") from None
+            for out, amount in leftovers:
+                refund(out, amount, rpc)
+    finally:
+        rpc.release()
+
+
+def _input_spent(exc: RpcError) -> bool:
+    text = exc.message.lower()
+    return "missingorspent" in text or "missing-inputs" in text or "missing inputs" in text
 
 
 def cmd_status(ctx: _Context) -> None:
@@ -341,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     fee.add_argument("--fee", type=int)
     fee.add_argument("--fee-rate", type=int, help="sat/byte (default 1)")
     p.add_argument("--refund-address")
+    p.add_argument("--txid", help="refund this output paying the channel address instead of the funding")
+    p.add_argument("--vout", type=int)
+    p.add_argument("--value", type=int, help="value of --txid/--vout in satoshis")
     p.set_defaults(func=cmd_refund)
     p = sub.add_parser("status", parents=[common], help="show the local channel state")
     p.set_defaults(func=cmd_status)

@@ -27,6 +27,14 @@ def build_refund_tx(params: ChannelParams, key: PrivateKey, outpoint: OutPoint, 
             if fee_rate < 0:
                 raise InvalidArgument("fee_rate must not be negative")
             fee = refund_fee_for_rate(outpoint, funding_value, redeem, params.exp_time, script, fee_rate, key)
+            # The signature of the final transaction may be longer than the probe's (DER is 70-72 bytes):
+            # raise the fee until it covers rate x the real size, or the node refuses "min relay fee not met".
+            for _ in range(4):
+                tx = build_refund(outpoint, funding_value, redeem, params.exp_time, script, fee, key)
+                needed = fee_rate * len(tx.serialize())
+                if fee >= needed:
+                    return tx
+                fee = needed + fee_rate
         return build_refund(outpoint, funding_value, redeem, params.exp_time, script, fee, key)
     except PaychanError as exc:
         raise InvalidArgument(exc.message) from None

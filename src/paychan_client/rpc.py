@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from paychan_common.errors import PaychanError
 from paychan_common.tx import OutPoint
 
 from .errors import InvalidArgument, RpcError
@@ -38,7 +39,7 @@ def btc_to_sat(value: object) -> int:
 def read_cookie(path: str) -> tuple[str, str]:
     """user and password from a bitcoind .cookie file (`__cookie__:<hex>`)."""
     try:
-        text = Path(path).read_text(encoding="utf-8").strip()
+        text = Path(path).expanduser().read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise InvalidArgument(f"cannot read RPC cookie file {path}: {exc.strerror or exc}") from None
     user, sep, password = text.partition(":")
@@ -118,6 +119,18 @@ class BitcoinRpc:
             return None
         conf = out.get("confirmations", 0)
         return conf if isinstance(conf, int) else 0
+
+    def unspent_outputs(self, address: str) -> list[tuple[OutPoint, int]]:
+        """Confirmed unspent outputs paying address, from the node's UTXO set (scantxoutset)."""
+        res = self.call("scantxoutset", "start", [f"addr({address})"])
+        unspents = res.get("unspents") if isinstance(res, dict) else None
+        if not isinstance(unspents, list):
+            raise RpcError("scantxoutset: no unspents in reply")
+        try:
+            return [(OutPoint.from_display(str(u["txid"]), int(u["vout"])), btc_to_sat(u["amount"]))
+                    for u in unspents]
+        except (KeyError, TypeError, ValueError, PaychanError) as exc:
+            raise RpcError(f"scantxoutset: malformed reply ({exc})") from None
 
     def generate(self, blocks: int) -> list[str]:
         """Mine blocks to a fresh wallet address (regtest only)."""

@@ -19,7 +19,12 @@ class Family(enum.Enum):
 
 
 class Status(enum.Enum):
-    """Channel life (DESIGN.md): open -> closing -> closed."""
+    """Channel life (DESIGN.md): open -> closing -> closed.
+
+    closing: the settlement is being signed, stored, published and followed until it has the configured
+    number of confirmations; closed: it has them, or (`ChannelState.refunded`) the funding output was spent
+    by another transaction, presumably the client's refund after exp_time.
+    """
 
     OPEN = 1
     CLOSING = 2
@@ -63,6 +68,12 @@ class ChannelState:
     def value_received(self) -> int:
         """Total value the server holds in this channel (funding minus client change)."""
         return self.funding_value - self.change_value
+
+    @property
+    def refunded(self) -> bool:
+        """Closed without a settlement of ours: another transaction (the client's refund) spent the funding.
+        The unconfirmed settlement stays in settlement_tx; settlement_txid is emptied."""
+        return self.status is Status.CLOSED and not self.settlement_txid
 
     @property
     def exhausted(self) -> bool:

@@ -1,7 +1,12 @@
-"""The bitcoind adapter of the blockchain port: async JSON-RPC (cookie or user/password auth)."""
+"""The bitcoind adapter of the blockchain port: async JSON-RPC (cookie or user/password auth, timeouts).
+
+Everything a dependency failure can cause is a ServiceUnavailable (503) naming the cause: node
+unreachable, credentials refused, node still loading, node on another chain. A transaction the node
+refuses is an RpcError (502) carrying the node's reason."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -14,23 +19,37 @@ import aiohttp
 
 from paychan_common.address import Address
 from paychan_common.channel import Funding
-from paychan_common.errors import PaychanError, ServiceUnavailable
+from paychan_common.errors import InvalidInput, PaychanError, ServiceUnavailable
 from paychan_common.hashing import sha256d
 from paychan_common.keys import PublicKey
-from paychan_common.tx import OutPoint
+from paychan_common.tx import OutPoint, Transaction
+from paychan_runtime.config import ConfigError
 
-from .blockchain import TxStatus
+from .blockchain import OutputState, TxStatus
 from .config import BitcoinConfig, SettlementConfig
 
 log = logging.getLogger("paychan.bitcoind")
 
 COIN = 100_000_000
 RPC_INVALID_ADDRESS_OR_KEY = -5
+RPC_INVALID_PARAMETER = -8
+RPC_VERIFY_REJECTED = -26
 RPC_VERIFY_ALREADY_IN_CHAIN = -27
+RPC_IN_WARMUP = -28
+MAX_CONNECTIONS = 4  # bitcoind serves 4 RPC threads by default (rpcthreads); more only queue there
+SCAN_TIMEOUT_SECONDS = 300.0  # scantxoutset reads the whole UTXO set (minutes on mainnet)
+FEE_TARGET_BLOCKS = 6
+_ALREADY_KNOWN = ("txn-already-in-mempool", "txn-already-known", "already in block chain",
+                  "outputs already in utxo set")
+
+#: bitcoind's getblockchaininfo "chain" values accepted for each configured network (spec 2.2 and the
+#: project decisions: testnet3, testnet4 and signet all use the testnet version bytes).
+CHAINS = {"live": frozenset({"main"}), "test": frozenset({"test", "testnet4", "signet"}),
+          "regtest": frozenset({"regtest"})}
 
 
 class RpcError(PaychanError):
-    """bitcoind answered with an error."""
+    """bitcoind answered with an error (for a transaction: the node's reason for refusing it)."""
 
     status = 502
     code = "bitcoind_error"
@@ -38,6 +57,7 @@ class RpcError(PaychanError):
     def __init__(self, rpc_code: int, message: str) -> None:
         super().__init__(f"bitcoind error {rpc_code}: {message}")
         self.rpc_code = rpc_code
+        self.rpc_message = message
 
 
 def to_sat(btc: Decimal | int | float | str) -> int:
@@ -46,6 +66,11 @@ def to_sat(btc: Decimal | int | float | str) -> int:
     if value != value.to_integral_value():
         raise PaychanError(f"amount {btc} has sub-satoshi precision")
     return int(value)
+
+
+def rate_sat_per_byte(btc_per_kvb: Decimal | int | float | str) -> int:
+    """A fee rate in BTC/kvB (bitcoind's unit) as whole sat/byte, rounded up."""
+    return math.ceil(Decimal(str(btc_per_kvb)) * COIN / 1000)
 
 
 class BitcoindChain:
@@ -60,46 +85,98 @@ class BitcoindChain:
         self.url = url + (f"/wallet/{cfg.wallet}" if cfg.wallet else "")
         self._session: aiohttp.ClientSession | None = None
         self._id = 0
+        self._chain_ok = False
+        self._scan_lock = asyncio.Lock()
+        self.txindex: bool | None = None  # None until the node was asked
 
+    # -- transport ----------------------------------------------------------------------------------
     def _auth(self) -> str:
         if self.cfg.rpc_cookie_file:
             try:
-                cookie = Path(self.cfg.rpc_cookie_file).read_text().strip()
+                cookie = Path(self.cfg.rpc_cookie_file).expanduser().read_text().strip()  # new at each node start
             except OSError as exc:
-                raise ServiceUnavailable(f"cannot read bitcoind cookie file: {exc.strerror}") from None
+                raise ServiceUnavailable(f"cannot read bitcoind cookie file {self.cfg.rpc_cookie_file}: "
+                                         f"{exc.strerror}", code="node_auth") from None
         else:
             cookie = f"{self.cfg.rpc_user}:{self.cfg.rpc_password}"
         return "Basic " + base64.b64encode(cookie.encode()).decode()
 
-    async def rpc(self, method: str, *params: Any) -> Any:
-        """One JSON-RPC call; ServiceUnavailable when the node cannot be reached."""
+    async def rpc(self, method: str, *params: Any, call_timeout: float | None = None) -> Any:
+        """One JSON-RPC call; ServiceUnavailable when the node cannot be reached or is not ready."""
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.rpc_timeout_seconds))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.cfg.rpc_timeout_seconds),
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS))
         self._id += 1
         body = json.dumps({"jsonrpc": "1.0", "id": self._id, "method": method, "params": list(params)})
+        headers = {"Authorization": self._auth(), "Content-Type": "application/json"}
+        total = self.cfg.rpc_timeout_seconds if call_timeout is None else call_timeout
         try:
-            async with self._session.post(self.url, data=body, headers={
-                    "Authorization": self._auth(), "Content-Type": "application/json"}) as resp:
+            async with self._session.post(self.url, data=body, headers=headers,
+                                          timeout=aiohttp.ClientTimeout(total=total)) as resp:
                 raw = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise ServiceUnavailable(f"bitcoin node unreachable ({type(exc).__name__})",
+            raise ServiceUnavailable(f"bitcoin node unreachable at {self.cfg.rpc_url} ({type(exc).__name__})",
                                      code="node_unreachable") from None
-        if status == 401:
+        if status in (401, 403):
             raise ServiceUnavailable("bitcoin node refused our RPC credentials", code="node_auth")
         try:
             data = json.loads(raw, parse_float=Decimal)
         except ValueError:
-            raise ServiceUnavailable(f"bitcoin node sent a non-JSON answer (HTTP {status})") from None
+            raise ServiceUnavailable(f"bitcoin node sent a non-JSON answer (HTTP {status})",
+                                     code="node_unreachable") from None
+        if not isinstance(data, dict):
+            raise ServiceUnavailable("bitcoin node sent a malformed JSON-RPC answer", code="node_unreachable")
         err = data.get("error")
         if err:
-            raise RpcError(int(err.get("code", 0)), str(err.get("message", "")))
+            code = int(err.get("code", 0)) if isinstance(err, dict) else 0
+            message = str(err.get("message", "")) if isinstance(err, dict) else str(err)
+            if code == RPC_IN_WARMUP:
+                raise ServiceUnavailable(f"bitcoin node is starting: {message}", code="node_warmup")
+            raise RpcError(code, message)
         return data.get("result")
 
+    async def _checked(self, method: str, *params: Any, call_timeout: float | None = None) -> Any:
+        """rpc() once the node's chain is known to match bitcoin.network."""
+        if not self._chain_ok:
+            await self._verify_chain()
+        return await self.rpc(method, *params, call_timeout=call_timeout)
+
+    async def _verify_chain(self) -> None:
+        info = await self.rpc("getblockchaininfo")
+        chain = str(info.get("chain"))
+        if chain not in CHAINS[self.cfg.network]:
+            log.critical("bitcoin node is on chain %r but bitcoin.network is %r: refusing to use it",
+                         chain, self.cfg.network)
+            raise ServiceUnavailable(f"bitcoin node is on chain {chain!r}, not on the configured network "
+                                     f"{self.cfg.network!r}", code="node_wrong_chain")
+        self._chain_ok = True
+
+    async def startup_check(self) -> None:
+        """Start-up self-test (spec 10.4): the node's chain must match; warn without a transaction index."""
+        try:
+            await self._verify_chain()
+        except ServiceUnavailable as exc:
+            if exc.code == "node_wrong_chain":
+                raise ConfigError(f"bitcoin.rpc_url: {exc.message}") from None
+            log.warning("bitcoin node not available at start-up (%s): opens answer 503 and settlements wait "
+                        "until it is back", exc.message)
+            return
+        try:
+            indexes = await self.rpc("getindexinfo")
+            self.txindex = isinstance(indexes, dict) and "txindex" in indexes
+        except RpcError:
+            self.txindex = False
+        if not self.txindex:
+            log.warning("bitcoin node runs without txindex=1: settlements are followed through their outputs")
+        log.info("bitcoin node reachable: chain matches %r", self.cfg.network)
+
+    # -- funding ------------------------------------------------------------------------------------
     async def funding_by_outpoint(self, outpoint: OutPoint, client_pubkey: PublicKey, exp_time: int,
                                   funding_address: Address) -> Funding | None:
-        """gettxout (mempool excluded): value, confirmations, scriptPubKey."""
-        out = await self.rpc("gettxout", outpoint.display_txid, outpoint.vout, False)
+        """gettxout (mempool included, so an unconfirmed funding shows 0 confirmations)."""
+        out = await self._checked("gettxout", outpoint.display_txid, outpoint.vout, True)
         if not out:
             return None
         spk = bytes.fromhex(out["scriptPubKey"]["hex"])
@@ -107,8 +184,16 @@ class BitcoindChain:
 
     async def funding_by_address(self, client_pubkey: PublicKey, exp_time: int,
                                  funding_address: Address) -> list[Funding]:
-        """scantxoutset over the UTXO set (confirmed outputs only), oldest first."""
-        res = await self.rpc("scantxoutset", "start", [f"addr({funding_address.text})"])
+        """scantxoutset over the UTXO set (confirmed outputs only), most confirmed first."""
+        async with self._scan_lock:  # the node runs one scan at a time
+            try:
+                res = await self._checked("scantxoutset", "start", [f"addr({funding_address.text})"],
+                                          call_timeout=max(SCAN_TIMEOUT_SECONDS, self.cfg.rpc_timeout_seconds))
+            except RpcError as exc:
+                if exc.rpc_code == RPC_INVALID_PARAMETER and "in progress" in exc.rpc_message:
+                    raise ServiceUnavailable("bitcoin node is busy with another UTXO scan; retry",
+                                             code="node_busy") from None
+                raise
         height = int(res.get("height", 0))
         found = []
         for u in res.get("unspents", []):
@@ -118,59 +203,89 @@ class BitcoindChain:
         found.sort(key=lambda f: -f.confirmations)
         return found
 
+    # -- publishing and fees -------------------------------------------------------------------------
     async def publish(self, tx: bytes) -> str:
-        """sendrawtransaction; a transaction already known or mined counts as published."""
+        """sendrawtransaction; a transaction already in the mempool or mined counts as published."""
         txid = sha256d(tx)[::-1].hex()
         try:
-            return str(await self.rpc("sendrawtransaction", tx.hex()))
+            sent = str(await self._checked("sendrawtransaction", tx.hex()))
         except RpcError as exc:
-            text = exc.message.lower()
-            if exc.rpc_code == RPC_VERIFY_ALREADY_IN_CHAIN or "already" in text or "txn-already-known" in text:
+            text = exc.rpc_message.lower()
+            if exc.rpc_code == RPC_VERIFY_ALREADY_IN_CHAIN or any(k in text for k in _ALREADY_KNOWN):
                 return txid
             raise
+        if sent != txid:
+            log.error("node reports txid %s for our transaction %s", sent, txid)
+        return txid
 
     async def fee_rate(self) -> int:
-        """estimatesmartfee (sat/byte, rounded up), floored at the relay fee, capped by config."""
+        """estimatesmartfee in sat/byte (rounded up), floored at the node's relay and mempool minimum fees,
+        capped by settlement.max_fee_rate_sat_per_byte; settlement.fee_rate_sat_per_byte without an estimate."""
         floor = 1
         try:
-            info = await self.rpc("getmempoolinfo")
-            floor = max(1, math.ceil(to_sat(info.get("minrelaytxfee", Decimal("0.00001"))) / 1000))
-        except RpcError:
-            pass
+            info = await self._checked("getmempoolinfo")
+            floor = max(1, rate_sat_per_byte(info.get("minrelaytxfee", 0)),
+                        rate_sat_per_byte(info.get("mempoolminfee", 0)))
+        except RpcError as exc:
+            log.warning("getmempoolinfo failed (%s): relay fee floor 1 sat/byte", exc.message)
         rate = self.settlement.fee_rate_sat_per_byte
         try:
-            est = await self.rpc("estimatesmartfee", 6)
-            if est.get("feerate") is not None:
-                rate = math.ceil(to_sat(est["feerate"]) / 1000)
-        except RpcError:
-            pass
-        return min(max(rate, floor), self.settlement.max_fee_rate_sat_per_byte)
+            est = await self._checked("estimatesmartfee", FEE_TARGET_BLOCKS)
+            if isinstance(est, dict) and est.get("feerate") is not None:
+                rate = rate_sat_per_byte(est["feerate"])
+        except RpcError as exc:
+            log.warning("estimatesmartfee failed (%s): using the configured rate", exc.message)
+        cap = self.settlement.max_fee_rate_sat_per_byte
+        if floor > cap:
+            log.warning("node's minimum fee rate %d sat/byte is above the cap %d: the settlement may be refused",
+                        floor, cap)
+        return min(max(rate, floor), cap)
 
+    # -- chain time and follow-up --------------------------------------------------------------------
     async def median_time(self) -> int | None:
         """Median time past of the tip (BIP113)."""
-        info = await self.rpc("getblockchaininfo")
+        info = await self._checked("getblockchaininfo")
         return int(info["mediantime"])
 
-    async def tx_status(self, txid: str) -> TxStatus:
-        """Confirmations of a transaction (mempool, then the chain)."""
+    async def tx_status(self, txid: str, tx: bytes = b"") -> TxStatus:
+        """Confirmations of a transaction: mempool, then the chain (txindex), then its unspent outputs."""
         try:
-            await self.rpc("getmempoolentry", txid)
+            await self._checked("getmempoolentry", txid)
             return TxStatus(0, True)
-        except RpcError:
-            pass
-        try:
-            tx = await self.rpc("getrawtransaction", txid, True)
         except RpcError as exc:
-            if exc.rpc_code == RPC_INVALID_ADDRESS_OR_KEY:
-                return TxStatus(0, False)
-            raise
-        return TxStatus(int(tx.get("confirmations", 0)), True)
+            if exc.rpc_code != RPC_INVALID_ADDRESS_OR_KEY:
+                raise
+        try:
+            found = await self._checked("getrawtransaction", txid, True)
+            if isinstance(found, dict) and found.get("blockhash"):
+                return TxStatus(int(found.get("confirmations", 0)), True)
+        except RpcError as exc:
+            if exc.rpc_code != RPC_INVALID_ADDRESS_OR_KEY:
+                raise
+        for vout in range(_output_count(tx)):  # without txindex: any unspent output shows the depth
+            out = await self._checked("gettxout", txid, vout, False)
+            if out:
+                return TxStatus(int(out.get("confirmations", 0)), True)
+        return TxStatus(0, False)
 
-    async def outpoint_spent(self, outpoint: OutPoint) -> bool:
-        """True when the funding output is no longer in the UTXO set (mempool included)."""
-        return not await self.rpc("gettxout", outpoint.display_txid, outpoint.vout, True)
+    async def output_state(self, outpoint: OutPoint) -> OutputState:
+        """gettxout with and without the mempool."""
+        if await self._checked("gettxout", outpoint.display_txid, outpoint.vout, True):
+            return OutputState.UNSPENT
+        if await self._checked("gettxout", outpoint.display_txid, outpoint.vout, False):
+            return OutputState.SPENT_IN_MEMPOOL
+        return OutputState.SPENT
 
     async def close(self) -> None:
         """Close the HTTP session."""
         if self._session is not None:
             await self._session.close()
+
+
+def _output_count(tx: bytes) -> int:
+    if not tx:
+        return 0
+    try:
+        return len(Transaction.parse(tx).outputs)
+    except InvalidInput:
+        return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,6 +22,14 @@ class TxStatus:
 
     confirmations: int  # 0 = in mempool
     known: bool  # False when neither mined nor in the mempool
+
+
+class OutputState(enum.Enum):
+    """Whether a transaction output (a channel's funding) is still spendable."""
+
+    UNSPENT = "unspent"
+    SPENT_IN_MEMPOOL = "spent_in_mempool"  # a mempool transaction spends it; the chain still has it
+    SPENT = "spent"  # gone from the chain's UTXO set (spent by a mined transaction, or never existed)
 
 
 class Blockchain(Protocol):
@@ -50,8 +59,16 @@ class Blockchain(Protocol):
         """Median time past of the chain tip (None when there is no chain)."""
         ...
 
-    async def tx_status(self, txid: str) -> TxStatus:
-        """Confirmations of a transaction."""
+    async def tx_status(self, txid: str, tx: bytes = b"") -> TxStatus:
+        """Confirmations of a transaction (tx, when given, helps nodes without a transaction index)."""
+        ...
+
+    async def output_state(self, outpoint: OutPoint) -> OutputState:
+        """Whether the output at outpoint is unspent, spent in the mempool, or spent on chain."""
+        ...
+
+    async def startup_check(self) -> None:
+        """Check the backend once at start-up (the node's chain matches the network); fatal if not."""
         ...
 
     async def close(self) -> None:
@@ -66,6 +83,7 @@ class DebugChain:
 
     def __init__(self, fee_rate: int) -> None:
         self._fee_rate = fee_rate
+        self._published: set[str] = set()
 
     async def funding_by_outpoint(self, outpoint: OutPoint, client_pubkey: PublicKey, exp_time: int,
                                   funding_address: Address) -> Funding | None:
@@ -82,6 +100,7 @@ class DebugChain:
         """Not broadcast: the txid is the hash of the signed transaction."""
         txid = sha256d(tx)[::-1].hex()
         log.info("debug mode: settlement %s not broadcast", txid)
+        self._published.add(txid)
         return txid
 
     async def fee_rate(self) -> int:
@@ -92,9 +111,18 @@ class DebugChain:
         """No chain in debug mode."""
         return None
 
-    async def tx_status(self, txid: str) -> TxStatus:
-        """Debug settlements count as confirmed."""
-        return TxStatus(confirmations=1_000_000, known=True)
+    async def tx_status(self, txid: str, tx: bytes = b"") -> TxStatus:
+        """A debug settlement counts as deeply confirmed once "published" by this process."""
+        if txid in self._published:
+            return TxStatus(confirmations=1_000_000, known=True)
+        return TxStatus(confirmations=0, known=False)
+
+    async def output_state(self, outpoint: OutPoint) -> OutputState:
+        """Fake funding is never spent."""
+        return OutputState.UNSPENT
+
+    async def startup_check(self) -> None:
+        """No node to check (spec 9: the start-up self-test is skipped)."""
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -1,26 +1,40 @@
-"""Settlement: every close moves a channel open -> closing (signed tx stored before broadcast) ->
-closed, each step a compare-and-set; unfinished closings resume; a scheduler settles channels
-before their expiry (spec 8.4, DESIGN.md "Channel life")."""
+"""Settlement (spec 8, DESIGN.md "Channel life"): every close moves a channel open -> closing by
+compare-and-set; the settlement is signed and stored before it is published; it is then followed until it
+has `settlement.confirmations` confirmations (rebroadcast whenever it is neither mined nor in the mempool)
+and the channel becomes closed; closed with an empty settlement_txid (`ChannelState.refunded`) when
+another transaction, the client's refund, spent the funding instead.
+
+A background loop follows every closing channel (so unfinished closings resume after a crash, and
+publication is retried with backoff) and settles every open channel once the chain's time reaches
+exp_time - settlement_period - safety margin. Each transition is a compare-and-set, so several
+PayChanServer instances never double-settle: the SigningService signs deterministically (RFC 6979) and only
+the stored signed transaction is ever published."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from paychan_common.channel import ClientSignature
-from paychan_common.errors import ChannelGone, Conflict, PaychanError
+from paychan_common.errors import ChannelGone, Conflict, PaychanError, ServiceUnavailable
 from paychan_common.rules import ChannelPolicy
 from paychan_common.settlement import FeeMode, SettlementInput, settlement_fee
 from paychan_common.state import ChannelState, Status
+from paychan_common.tx import OutPoint
 
-from .blockchain import Blockchain
+from .blockchain import Blockchain, OutputState
 from .clock import Clock
 from .config import SettlementConfig
 from .ports import ChannelStorePort
 from .signer_client import SignerClient
 
 log = logging.getLogger("paychan.settlement")
+alert_log = logging.getLogger("paychan.alert")
+
+PAGE = 500
+ALERT_REPEAT_SECONDS = 600.0
+QUICK_PUBLISH_ATTEMPTS = 3  # in a close request, for a node that is briefly unreachable
 
 
 def settlement_input(state: ChannelState) -> SettlementInput:
@@ -29,8 +43,14 @@ def settlement_input(state: ChannelState) -> SettlementInput:
                            state.change_script, ClientSignature(state.signature, state.sighash))
 
 
+@dataclass(slots=True)
+class _Retry:
+    delay: float
+    next_at: float
+
+
 class Settler:
-    """Closes channels: sign, store, publish, mark closed; resumes and schedules."""
+    """Closes channels: sign, store, publish, follow to depth; resumes, retries and schedules."""
 
     def __init__(self, store: ChannelStorePort, signer: SignerClient, chain: Blockchain, destination: bytes,
                  policy: ChannelPolicy, cfg: SettlementConfig, clock: Clock) -> None:
@@ -42,9 +62,14 @@ class Settler:
         self.cfg = cfg
         self.clock = clock
         self._inflight: dict[bytes, asyncio.Future[ChannelState]] = {}
+        self._retry: dict[bytes, _Retry] = {}
+        self._alerted: dict[tuple[bytes, str], float] = {}
+        self._published: set[bytes] = set()  # channels whose settlement this process saw accepted
+        self._no_mtp = False
 
+    # -- closing ------------------------------------------------------------------------------------
     async def settle(self, current: ChannelState, closing_src: ChannelState, min_fee: int = 0) -> ChannelState:
-        """Move `current` (open) to closing with closing_src's payment, then finish the settlement."""
+        """Move `current` (open) to closing with closing_src's payment, then sign, store and publish."""
         closing = replace(closing_src, status=Status.CLOSING, settlement_fee=min_fee)
         try:
             closing = await self.store.compare_and_set(current, closing)
@@ -55,11 +80,12 @@ class Settler:
             if now_state is not None and now_state.status is Status.CLOSING:
                 raise ChannelGone("settlement in progress", code="channel_closing") from None
             raise Conflict("channel changed while closing; retry the close") from None
-        log.info("channel %s closing", closing.outpoint)
-        return await self.finish(closing)
+        log.info("channel %s closing (change %d, fee at least %d)", closing.outpoint, closing.change_value, min_fee)
+        return await self.finish(closing, quick_retries=QUICK_PUBLISH_ATTEMPTS)
 
-    async def finish(self, closing: ChannelState) -> ChannelState:
-        """Sign (if not yet), store, publish and mark closed; concurrent calls share one run."""
+    async def finish(self, closing: ChannelState, *, quick_retries: int = 1) -> ChannelState:
+        """One step of a closing channel (sign and store if not yet, publish if the chain lacks it, mark
+        closed once deep enough); concurrent calls for one channel share one run."""
         key = closing.outpoint.serialize()
         running = self._inflight.get(key)
         if running is not None:
@@ -67,7 +93,7 @@ class Settler:
         fut: asyncio.Future[ChannelState] = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut
         try:
-            result = await self._finish(closing)
+            result = await self._step(closing, quick_retries)
             fut.set_result(result)
             return result
         except BaseException as exc:
@@ -77,67 +103,242 @@ class Settler:
         finally:
             del self._inflight[key]
 
-    async def _finish(self, closing: ChannelState) -> ChannelState:
-        if not closing.settlement_tx:
-            si = settlement_input(closing)
-            rate = await self.chain.fee_rate()
-            mode = FeeMode(self.cfg.fee_mode)
-            fee = settlement_fee(si, self.destination, self.policy.dust_limit, rate, mode, closing.settlement_fee)
-            signed = await self.signer.sign_settlement(si, fee, self.policy.dust_limit)
-            stored = replace(closing, settlement_tx=signed.tx, settlement_txid=signed.txid, settlement_fee=signed.fee)
-            closing = await self.store.compare_and_set(closing, stored)
-            log.info("channel %s settlement %s signed and stored (fee %d)", closing.outpoint, signed.txid, signed.fee)
-        txid = await self.chain.publish(closing.settlement_tx)
-        closed = replace(closing, status=Status.CLOSED, settlement_txid=txid)
-        closed = await self.store.compare_and_set(closing, closed)
-        log.info("channel %s closed by %s", closed.outpoint, txid)
+    async def _step(self, state: ChannelState, quick_retries: int) -> ChannelState:
+        if state.status is not Status.CLOSING:
+            return state
+        if not state.settlement_tx:
+            state = await self._sign_and_store(state)
+            if state.status is not Status.CLOSING:
+                return state
+        status = await self.chain.tx_status(state.settlement_txid, state.settlement_tx)
+        if status.known:
+            return await self._on_depth(state, status.confirmations)
+        funding = await self.chain.output_state(state.outpoint)
+        key = state.outpoint.serialize()
+        if funding is OutputState.UNSPENT:
+            if key in self._published:
+                log.warning("settlement %s of channel %s is neither mined nor in the mempool: rebroadcasting",
+                            state.settlement_txid, state.outpoint)
+            await self._publish(state, quick_retries)
+            status = await self.chain.tx_status(state.settlement_txid, state.settlement_tx)
+            return await self._on_depth(state, status.confirmations) if status.known else state
+        if funding is OutputState.SPENT_IN_MEMPOOL:
+            self._alert(key, "conflict", "ALERT channel %s: a mempool transaction that is not our settlement %s "
+                        "spends the funding output (the client's refund?); trying to publish ours anyway",
+                        state.outpoint, state.settlement_txid)
+            await self._publish(state, 1)
+            return state
+        return await self._spent_elsewhere(state)
+
+    async def _sign_and_store(self, closing: ChannelState) -> ChannelState:
+        """Have the settlement signed and store it (before any publication)."""
+        si = settlement_input(closing)
+        mode = FeeMode(self.cfg.fee_mode)
+        rate = self.cfg.fee_rate_sat_per_byte if mode is FeeMode.FIXED else await self.chain.fee_rate()
+        dust = self.policy.dust_limit
+        min_fee = closing.settlement_fee
+        cap = settlement_fee(si, self.destination, dust, self.cfg.max_fee_rate_sat_per_byte, mode)
+        if min_fee > cap:  # a v2.3.0 closing payment larger than the highest fee we pay: the rest is ours
+            log.info("channel %s: closing payment %d above the fee cap %d; the rest goes to the destination",
+                     closing.outpoint, min_fee, cap)
+            min_fee = cap
+        fee = settlement_fee(si, self.destination, dust, rate, mode, min_fee)
+        signed = await self.signer.sign_settlement(si, fee, dust)
+        stored = replace(closing, settlement_tx=signed.tx, settlement_txid=signed.txid, settlement_fee=signed.fee)
+        try:
+            stored = await self.store.compare_and_set(closing, stored)
+        except Conflict:
+            current = await self.store.get(closing.outpoint)
+            if current is not None and (current.status is Status.CLOSED or current.settlement_tx):
+                return current  # another instance stored its (identical, RFC 6979) signature first
+            raise
+        log.info("channel %s: settlement %s signed and stored (fee %d sat, %d to the destination)",
+                 stored.outpoint, signed.txid, signed.fee, signed.server_value)
+        return stored
+
+    async def _publish(self, state: ChannelState, attempts: int) -> None:
+        """Broadcast the stored settlement; a briefly unreachable node is retried `attempts` times."""
+        delay = 0.2
+        for attempt in range(attempts):
+            try:
+                txid = await self.chain.publish(state.settlement_tx)
+                break
+            except ServiceUnavailable:
+                if attempt + 1 >= attempts:
+                    raise
+                await asyncio.sleep(delay)
+                delay *= 2
+        if txid != state.settlement_txid:
+            log.error("channel %s: node accepted %s but the stored settlement is %s", state.outpoint, txid,
+                      state.settlement_txid)
+        self._published.add(state.outpoint.serialize())
+        log.info("channel %s: settlement %s published", state.outpoint, txid)
+
+    async def _on_depth(self, state: ChannelState, confirmations: int) -> ChannelState:
+        """Closed once the settlement has the configured confirmations."""
+        if confirmations < self.cfg.confirmations:
+            return state
+        closed = replace(state, status=Status.CLOSED)
+        try:
+            closed = await self.store.compare_and_set(state, closed)
+        except Conflict:
+            current = await self.store.get(state.outpoint)
+            if current is None:
+                raise
+            return current
+        self._forget(state.outpoint)
+        log.info("channel %s closed: settlement %s has %d confirmations", state.outpoint, state.settlement_txid,
+                 confirmations)
         return closed
 
-    async def resume_closings(self) -> int:
-        """Finish every channel left in `closing` (after a crash or an outage); returns how many."""
-        done = 0
-        for state in await self.store.list(status=Status.CLOSING, limit=1000):
-            try:
-                await self.finish(state)
-                done += 1
-            except PaychanError as exc:
-                log.warning("closing of %s not finished yet: %s", state.outpoint, exc.message)
+    async def _spent_elsewhere(self, state: ChannelState) -> ChannelState:
+        """The funding output is spent on chain, by a transaction the node does not show as our settlement."""
+        mtp = await self.chain.median_time()
+        if mtp is None or mtp <= state.exp_time:
+            # A refund is final only once median time past passes exp_time (BIP65/113), so the spender holds our
+            # signature: our settlement, mined and its outputs spent, on a node that cannot show it (no txindex).
+            log.warning("channel %s: funding spent on chain before expiry and settlement %s not visible "
+                        "(node without txindex?): taking it as our settlement", state.outpoint,
+                        state.settlement_txid)
+            target = replace(state, status=Status.CLOSED)
+        else:
+            alert_log.error("ALERT channel %s: the funding output was spent by another transaction, presumably "
+                            "the client's refund after exp_time %d; settlement %s never confirmed (%d sat lost)",
+                            state.outpoint, state.exp_time, state.settlement_txid, state.value_received)
+            target = replace(state, status=Status.CLOSED, settlement_txid="")  # ChannelState.refunded
+        try:
+            done = await self.store.compare_and_set(state, target)
+        except Conflict:
+            current = await self.store.get(state.outpoint)
+            if current is None:
+                raise
+            return current
+        self._forget(state.outpoint)
         return done
 
+    # -- time, scheduling, follow-up ------------------------------------------------------------------
     async def chain_now(self) -> int:
         """max(wall clock, median time past): a clock running late cannot delay auto-close."""
-        mtp = await self.chain.median_time()
+        try:
+            mtp = await self.chain.median_time()
+            if self._no_mtp:
+                log.info("median time past available again")
+            self._no_mtp = False
+        except PaychanError as exc:
+            if not self._no_mtp:
+                log.warning("no median time past from the node (%s): using the wall clock", exc.message)
+            self._no_mtp = True
+            mtp = None
         now = self.clock.now()
         return max(now, mtp) if mtp is not None else now
 
+    async def follow_closings(self) -> int:
+        """One follow-up step for every closing channel whose retry is due; returns how many are closing."""
+        loop = asyncio.get_running_loop()
+        now = await self.chain_now()
+        seen = 0
+        after: OutPoint | None = None
+        while True:
+            page = await self.store.list(status=Status.CLOSING, after=after, limit=PAGE)
+            for state in page:
+                seen += 1
+                key = state.outpoint.serialize()
+                retry = self._retry.get(key)
+                if retry is not None and retry.next_at > loop.time():
+                    continue
+                try:
+                    state = await self.finish(state)
+                    self._retry.pop(key, None)
+                except PaychanError as exc:
+                    self._backoff(state, exc)
+                if state.status is Status.CLOSING:
+                    self._check_late(state, now)
+            if len(page) < PAGE:
+                return seen
+            after = page[-1].outpoint
+
+    def _check_late(self, state: ChannelState, now: int) -> None:
+        if state.exp_time - now < self.policy.settlement_period:
+            self._alert(state.outpoint.serialize(), "late",
+                        "ALERT channel %s: settlement %s not confirmed %d s before expiry (inside the settlement "
+                        "period): the client's refund becomes valid at %d", state.outpoint,
+                        state.settlement_txid or "(unsigned)", state.exp_time - now, state.exp_time)
+
+    def _backoff(self, state: ChannelState, exc: PaychanError) -> None:
+        key = state.outpoint.serialize()
+        old = self._retry.get(key)
+        cap = self.cfg.retry_max_interval_seconds
+        delay = self.cfg.retry_interval_seconds if old is None else min(old.delay * 2, cap)
+        self._retry[key] = _Retry(delay, asyncio.get_running_loop().time() + delay)
+        log.warning("settlement of channel %s not finished (%s); next attempt in %.1f s", state.outpoint,
+                    exc.message, delay)
+        if not isinstance(exc, ServiceUnavailable | Conflict | ChannelGone):  # refused by the signer or the node
+            self._alert(key, "refused", "ALERT channel %s: settlement refused: %s", state.outpoint, exc.message)
+
+    def _alert(self, key: bytes, kind: str, message: str, *args: object) -> None:
+        """An ALERT log line, repeated at most every ALERT_REPEAT_SECONDS per channel and kind."""
+        loop_time = asyncio.get_running_loop().time()
+        last = self._alerted.get((key, kind))
+        if last is not None and loop_time - last < ALERT_REPEAT_SECONDS:
+            return
+        self._alerted[(key, kind)] = loop_time
+        alert_log.error(message, *args)
+
+    def _forget(self, outpoint: OutPoint) -> None:
+        key = outpoint.serialize()
+        self._retry.pop(key, None)
+        self._published.discard(key)
+        for kind in ("late", "refused", "conflict"):
+            self._alerted.pop((key, kind), None)
+
     async def settle_expiring(self) -> int:
-        """Settle every open channel whose exp_time - settlement_period - margin has passed."""
+        """Settle every open channel whose exp_time - settlement_period - margin has passed (chain time)."""
         now = await self.chain_now()
         horizon = now + self.policy.settlement_period + self.cfg.safety_margin_hours * 3600
         count = 0
-        for state in await self.store.list(status=Status.OPEN, expiring_before=horizon, limit=1000):
-            if state.exp_time - now < self.policy.settlement_period:
-                log.warning("ALERT channel %s is %d s from expiry, inside the settlement period",
-                            state.outpoint, state.exp_time - now)
+        after: OutPoint | None = None
+        while True:
+            page = await self.store.list(status=Status.OPEN, expiring_before=horizon, after=after, limit=PAGE)
+            for state in page:
+                if state.exp_time - now < self.policy.settlement_period:
+                    alert_log.error("ALERT channel %s is still open %d s before expiry, inside the settlement "
+                                    "period: settling it now", state.outpoint, state.exp_time - now)
+                if await self._auto_close(state):
+                    count += 1
+            if len(page) < PAGE:
+                return count
+            after = page[-1].outpoint
+
+    async def _auto_close(self, state: ChannelState) -> bool:
+        for _ in range(3):  # a payment may land between the listing and the compare-and-set
             try:
+                log.info("auto-close of channel %s (exp_time %d)", state.outpoint, state.exp_time)
                 await self.settle(state, state)
-                count += 1
+                return True
+            except ChannelGone:
+                return False  # another instance (or a client close) is settling it
+            except Conflict:
+                fresh = await self.store.get(state.outpoint)
+                if fresh is None or fresh.status is not Status.OPEN:
+                    return False
+                state = fresh
             except PaychanError as exc:
-                log.warning("auto-close of %s failed: %s", state.outpoint, exc.message)
-        return count
+                log.warning("auto-close of %s: %s (the follow-up loop retries)", state.outpoint, exc.message)
+                return True
+        return False
 
     async def run(self) -> None:
-        """Background loop: resume closings often, settle expiring channels periodically."""
-        since_schedule = self.cfg.scheduler_interval_seconds
+        """Background loop: follow closing channels every retry interval, settle expiring ones periodically."""
+        loop = asyncio.get_running_loop()
+        next_schedule = loop.time()
         while True:
             try:
-                await self.resume_closings()
-                if since_schedule >= self.cfg.scheduler_interval_seconds:
-                    since_schedule = 0.0
+                await self.follow_closings()
+                if loop.time() >= next_schedule:
+                    next_schedule = loop.time() + self.cfg.scheduler_interval_seconds
                     await self.settle_expiring()
             except PaychanError as exc:
                 log.warning("settlement loop: %s", exc.message)
             except Exception:
                 log.exception("settlement loop error")
             await asyncio.sleep(self.cfg.retry_interval_seconds)
-            since_schedule += self.cfg.retry_interval_seconds
