@@ -7,22 +7,16 @@ refuses is an RpcError (502) carrying the node's reason."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
-import math
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
-
-import aiohttp
 
 from paychan_common.address import Address
 from paychan_common.channel import Funding
-from paychan_common.errors import InvalidInput, PaychanError, ServiceUnavailable
+from paychan_common.errors import InvalidInput, ServiceUnavailable
 from paychan_common.hashing import sha256d
 from paychan_common.keys import PublicKey
 from paychan_common.tx import OutPoint, Transaction
+from paychan_runtime.bitcoin_rpc import BitcoinRpc, RpcError, rate_sat_per_byte, to_sat
 from paychan_runtime.config import ConfigError
 
 from .blockchain import OutputState, TxStatus
@@ -30,13 +24,10 @@ from .config import BitcoinConfig, SettlementConfig
 
 log = logging.getLogger("paychan.bitcoind")
 
-COIN = 100_000_000
 RPC_INVALID_ADDRESS_OR_KEY = -5
 RPC_INVALID_PARAMETER = -8
 RPC_VERIFY_REJECTED = -26
 RPC_VERIFY_ALREADY_IN_CHAIN = -27
-RPC_IN_WARMUP = -28
-MAX_CONNECTIONS = 4  # bitcoind serves 4 RPC threads by default (rpcthreads); more only queue there
 SCAN_TIMEOUT_SECONDS = 300.0  # scantxoutset reads the whole UTXO set (minutes on mainnet)
 FEE_TARGET_BLOCKS = 6
 _ALREADY_KNOWN = ("txn-already-in-mempool", "txn-already-known", "already in block chain",
@@ -46,31 +37,6 @@ _ALREADY_KNOWN = ("txn-already-in-mempool", "txn-already-known", "already in blo
 #: project decisions: testnet3, testnet4 and signet all use the testnet version bytes).
 CHAINS = {"live": frozenset({"main"}), "test": frozenset({"test", "testnet4", "signet"}),
           "regtest": frozenset({"regtest"})}
-
-
-class RpcError(PaychanError):
-    """bitcoind answered with an error (for a transaction: the node's reason for refusing it)."""
-
-    status = 502
-    code = "bitcoind_error"
-
-    def __init__(self, rpc_code: int, message: str) -> None:
-        super().__init__(f"bitcoind error {rpc_code}: {message}")
-        self.rpc_code = rpc_code
-        self.rpc_message = message
-
-
-def to_sat(btc: Decimal | int | float | str) -> int:
-    """BTC amount (as bitcoind prints it) to satoshis, exactly."""
-    value = Decimal(str(btc)) * COIN
-    if value != value.to_integral_value():
-        raise PaychanError(f"amount {btc} has sub-satoshi precision")
-    return int(value)
-
-
-def rate_sat_per_byte(btc_per_kvb: Decimal | int | float | str) -> int:
-    """A fee rate in BTC/kvB (bitcoind's unit) as whole sat/byte, rounded up."""
-    return math.ceil(Decimal(str(btc_per_kvb)) * COIN / 1000)
 
 
 class BitcoindChain:
@@ -83,59 +49,15 @@ class BitcoindChain:
         self.settlement = settlement
         url = cfg.rpc_url.rstrip("/")
         self.url = url + (f"/wallet/{cfg.wallet}" if cfg.wallet else "")
-        self._session: aiohttp.ClientSession | None = None
-        self._id = 0
+        self._rpc = BitcoinRpc(self.url, user=cfg.rpc_user, password=cfg.rpc_password,
+                               cookie_file=cfg.rpc_cookie_file, timeout=cfg.rpc_timeout_seconds)
         self._chain_ok = False
         self._scan_lock = asyncio.Lock()
         self.txindex: bool | None = None  # None until the node was asked
 
-    # -- transport ----------------------------------------------------------------------------------
-    def _auth(self) -> str:
-        if self.cfg.rpc_cookie_file:
-            try:
-                cookie = Path(self.cfg.rpc_cookie_file).expanduser().read_text().strip()  # new at each node start
-            except OSError as exc:
-                raise ServiceUnavailable(f"cannot read bitcoind cookie file {self.cfg.rpc_cookie_file}: "
-                                         f"{exc.strerror}", code="node_auth") from None
-        else:
-            cookie = f"{self.cfg.rpc_user}:{self.cfg.rpc_password}"
-        return "Basic " + base64.b64encode(cookie.encode()).decode()
-
     async def rpc(self, method: str, *params: Any, call_timeout: float | None = None) -> Any:
         """One JSON-RPC call; ServiceUnavailable when the node cannot be reached or is not ready."""
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.cfg.rpc_timeout_seconds),
-                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS))
-        self._id += 1
-        body = json.dumps({"jsonrpc": "1.0", "id": self._id, "method": method, "params": list(params)})
-        headers = {"Authorization": self._auth(), "Content-Type": "application/json"}
-        total = self.cfg.rpc_timeout_seconds if call_timeout is None else call_timeout
-        try:
-            async with self._session.post(self.url, data=body, headers=headers,
-                                          timeout=aiohttp.ClientTimeout(total=total)) as resp:
-                raw = await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise ServiceUnavailable(f"bitcoin node unreachable at {self.cfg.rpc_url} ({type(exc).__name__})",
-                                     code="node_unreachable") from None
-        if status in (401, 403):
-            raise ServiceUnavailable("bitcoin node refused our RPC credentials", code="node_auth")
-        try:
-            data = json.loads(raw, parse_float=Decimal)
-        except ValueError:
-            raise ServiceUnavailable(f"bitcoin node sent a non-JSON answer (HTTP {status})",
-                                     code="node_unreachable") from None
-        if not isinstance(data, dict):
-            raise ServiceUnavailable("bitcoin node sent a malformed JSON-RPC answer", code="node_unreachable")
-        err = data.get("error")
-        if err:
-            code = int(err.get("code", 0)) if isinstance(err, dict) else 0
-            message = str(err.get("message", "")) if isinstance(err, dict) else str(err)
-            if code == RPC_IN_WARMUP:
-                raise ServiceUnavailable(f"bitcoin node is starting: {message}", code="node_warmup")
-            raise RpcError(code, message)
-        return data.get("result")
+        return await self._rpc.call(method, *params, call_timeout=call_timeout)
 
     async def _checked(self, method: str, *params: Any, call_timeout: float | None = None) -> Any:
         """rpc() once the node's chain is known to match bitcoin.network."""
@@ -278,8 +200,7 @@ class BitcoindChain:
 
     async def close(self) -> None:
         """Close the HTTP session."""
-        if self._session is not None:
-            await self._session.close()
+        await self._rpc.close()
 
 
 def _output_count(tx: bytes) -> int:

@@ -107,6 +107,8 @@ class Settler:
         if state.status is not Status.CLOSING:
             return state
         if not state.settlement_tx:
+            if await self.chain.output_state(state.outpoint) is OutputState.SPENT:
+                return await self._spent_elsewhere(state)  # the signer would rightly refuse: no funding left
             state = await self._sign_and_store(state)
             if state.status is not Status.CLOSING:
                 return state
@@ -194,7 +196,7 @@ class Settler:
     async def _spent_elsewhere(self, state: ChannelState) -> ChannelState:
         """The funding output is spent on chain, by a transaction the node does not show as our settlement."""
         mtp = await self.chain.median_time()
-        if mtp is None or mtp <= state.exp_time:
+        if state.settlement_tx and (mtp is None or mtp <= state.exp_time):
             # A refund is final only once median time past passes exp_time (BIP65/113), so the spender holds our
             # signature: our settlement, mined and its outputs spent, on a node that cannot show it (no txindex).
             log.warning("channel %s: funding spent on chain before expiry and settlement %s not visible "
@@ -204,7 +206,8 @@ class Settler:
         else:
             alert_log.error("ALERT channel %s: the funding output was spent by another transaction, presumably "
                             "the client's refund after exp_time %d; settlement %s never confirmed (%d sat lost)",
-                            state.outpoint, state.exp_time, state.settlement_txid, state.value_received)
+                            state.outpoint, state.exp_time, state.settlement_txid or "(none signed)",
+                            state.value_received)
             target = replace(state, status=Status.CLOSED, settlement_txid="")  # ChannelState.refunded
         try:
             done = await self.store.compare_and_set(state, target)

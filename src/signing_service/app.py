@@ -25,6 +25,7 @@ from paychan_runtime.http import (
 from paychan_runtime.metrics import metrics_handler
 
 from .config import SigningConfig
+from .funding import FundingCheck, make_funding_check
 from .metrics import SIGNING_METRICS, SigningMetrics, signing_middlewares
 from .policy import MAX_BODY_BYTES, SettlementRequest, SigningPolicy, approve
 
@@ -34,6 +35,7 @@ audit = logging.getLogger("paychan.signing.audit")
 CONFIG_KEY = web.AppKey("config", SigningConfig)
 KEY_KEY = web.AppKey("key", PrivateKey)
 POLICY_KEY = web.AppKey("policy", SigningPolicy)
+FUNDING_KEY: web.AppKey[FundingCheck] = web.AppKey("funding", FundingCheck)
 
 OPEN_PATHS = frozenset({"/health", "/metrics"})  # /metrics: counters and latencies only, loopback
 
@@ -56,6 +58,7 @@ async def sign_settlement_route(request: web.Request) -> web.Response:
     try:
         req = SettlementRequest.from_json(await read_json(request, MAX_BODY_BYTES))
         approved = approve(req, request.app[POLICY_KEY])
+        await request.app[FUNDING_KEY].verify(approved.settlement)
     except SigningRefused as err:
         log.warning("refused to sign: code=%s: %s", err.code, err.message)
         raise
@@ -84,6 +87,13 @@ def create_app(config: SigningConfig, key: PrivateKey) -> web.Application:
     app[CONFIG_KEY] = config
     app[SIGNING_METRICS] = metrics
     app[KEY_KEY] = key
+    funding = make_funding_check(config.funding_check)
+    app[FUNDING_KEY] = funding
+
+    async def close_funding(_app: web.Application) -> None:
+        await funding.close()
+
+    app.on_cleanup.append(close_funding)
     app[POLICY_KEY] = SigningPolicy(key.public_key, config.destination, config.settlement.max_fee)
     app.router.add_get("/health", health)
     app.router.add_get("/pubkey", pubkey)

@@ -33,6 +33,17 @@ class SettlementConfig(StrictSection):
     max_fee: Satoshis
 
 
+class FundingCheckConfig(StrictSection):
+    """How the service confirms the funding value it is told (legacy signatures do not commit to it)."""
+
+    mode: Literal["none", "debug", "node"] = "none"
+    rpc_url: str = ""
+    rpc_user: str = ""
+    rpc_password: str = ""
+    rpc_cookie_file: str = ""
+    rpc_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+
+
 class SigningConfig(StrictSection):
     """The whole SigningService config file."""
 
@@ -43,6 +54,7 @@ class SigningConfig(StrictSection):
     auth: AuthConfig
     key: KeyConfig
     settlement: SettlementConfig
+    funding_check: FundingCheckConfig = FundingCheckConfig()
 
     @model_validator(mode="after")
     def _check(self) -> SigningConfig:
@@ -53,6 +65,14 @@ class SigningConfig(StrictSection):
             Address.parse(self.settlement.destination, net)
         except InvalidInput as exc:
             raise config_error(f"settlement.destination: {exc.message}") from None
+        mode = self.funding_check.mode
+        if net is Network.LIVE and mode != "node":
+            raise config_error("funding_check.mode must be 'node' on network 'live': a signature does not commit "
+                               "to the funding value, so the service must read it from its own node")
+        if mode == "debug" and not self.key.debug_seed:
+            raise config_error("funding_check.mode 'debug' goes with key.debug_seed = true (debug mode only)")
+        if mode == "node" and not self.funding_check.rpc_url:
+            raise config_error("funding_check.rpc_url is required when funding_check.mode = 'node'")
         return self
 
     @property

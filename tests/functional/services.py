@@ -124,7 +124,8 @@ class Services:
             "network": network, "listen": {"host": "127.0.0.1", "port": self.signer_port},
             "auth": {"token_file": token_file},
             "key": {"file": str(root / "server.key"), "debug_seed": debug},
-            "settlement": {"destination": "mm9mm96b8bZRBacaAvY5MEeDd6HW46qFcY", "max_fee": 200000}}
+            "settlement": {"destination": "mm9mm96b8bZRBacaAvY5MEeDd6HW46qFcY", "max_fee": 200000},
+            "funding_check": {"mode": "debug" if debug else "none"}}
         server_cfg: dict[str, Any] = {
             "log_level": "INFO", "listen": {"host": "127.0.0.1", "port": self.port},
             "bitcoin": {"network": network}, "debug": {"enable": debug, "time_offset_seconds": time_offset},

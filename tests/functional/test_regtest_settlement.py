@@ -235,7 +235,8 @@ def test_refund_after_expiry_with_the_server_gone(regtest_node_fresh: RegtestNod
         log.info("the server comes back: it notices the funding went to the refund, marks it and alerts")
         svc.start()
         done = wait_state(svc, outpoint, lambda s: s.status is Status.CLOSED, what="marked")
-        assert done.refunded and done.settlement_tx
+        assert done.refunded
+        assert not done.settlement_tx, "nothing may be signed for a funding output that is already spent"
         wait_for(lambda: "presumably the client's refund" in svc.server.tail(200), timeout=30,
                  description="refund alert")
         assert "ALERT" in svc.server.tail(200)

@@ -45,7 +45,9 @@ def regtest_services(root: Path, node: RegtestNode, *, server: dict[str, Any] | 
     cfg = deep_merge(FAST_SERVER, {"bitcoin": bitcoin})
     dest = destination or node.new_address()
     return Services(root, network="regtest", debug=False, server=deep_merge(cfg, server or {}),
-                    signing={"settlement": {"destination": dest, "max_fee": 200_000}})
+                    signing={"settlement": {"destination": dest, "max_fee": 200_000},
+                             "funding_check": {"mode": "node", "rpc_url": node.rpc_url, "rpc_user": node.rpc_user,
+                                               "rpc_password": node.rpc_password}})
 
 
 def wallet_rpc(node: RegtestNode) -> BitcoinRpc:

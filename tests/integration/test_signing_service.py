@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -472,16 +473,30 @@ def test_unix_socket_and_loopback_variants_accepted(tmp_path: Path) -> None:
         load_config(write_config(tmp_path, data), SigningConfig)
 
 
-@pytest.mark.parametrize("name", ["debug", "test", "regtest", "live"])
+@pytest.mark.parametrize("name", ["debug", "regtest"])
 def test_shipped_configs_load(name: str) -> None:
     path = SRC.parent / "config" / name / "signing.toml"
     config = load_config(path, SigningConfig)
     assert config.key.debug_seed == (name == "debug")
     assert config.destination.network is config.net
+    assert config.funding_check.mode == ("debug" if name == "debug" else "node")
+
+
+@pytest.mark.parametrize("name", ["test", "live"])
+def test_shipped_real_network_configs_refuse_to_start_until_the_operator_sets_a_destination(name: str) -> None:
+    path = SRC.parent / "config" / name / "signing.toml"
+    with pytest.raises(ConfigError, match=r"settlement\.destination"):
+        load_config(path, SigningConfig)
+    text = path.read_text().replace("REPLACE-WITH-YOUR-OWN-ADDRESS",
+                                    "mm9mm96b8bZRBacaAvY5MEeDd6HW46qFcY" if name == "test"
+                                    else "1M8iwBs5XD7ZJQJCDC7BdLEpSivRQZJ2Hg")
+    config = SigningConfig.model_validate(tomllib.loads(text))
+    assert config.funding_check.mode == "node" and config.funding_check.rpc_url
 
 
 def test_main_exits_2_on_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = config_dict(tmp_path, network="live", settlement={"destination": "1M8iwBs5XD7ZJQJCDC7BdLEpSivRQZJ2Hg"})
+    data = config_dict(tmp_path, network="live", settlement={"destination": "1M8iwBs5XD7ZJQJCDC7BdLEpSivRQZJ2Hg"},
+                       funding_check={"mode": "node", "rpc_url": "http://127.0.0.1:8332"})
     assert main([str(write_config(tmp_path, data))]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("signing-service: ")
