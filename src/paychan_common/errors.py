@@ -23,6 +23,7 @@ class PaychanError(Exception):
     status: int = 500
     code: str = "internal_error"
     kind: str = "application_error"
+    headers: dict[str, str] | None = None  # extra response headers, e.g. the Location of an existing channel
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)

@@ -44,8 +44,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except PaychanError as err:
         if err.status >= 500:
             log.warning("%s %s -> %d %s", request.method, request.path, err.status, err.message)
-        headers = getattr(err, "headers", None)
-        return error_response(err, v1=v1, headers=headers)
+        return error_response(err, v1=v1, headers=err.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -8,14 +8,14 @@ from aiohttp import web
 
 from paychan_common.address import Address
 from paychan_common.errors import ChannelExists
-from paychan_common.state import Family
+from paychan_common.state import Family, Status
 from paychan_common.tx import OutPoint
 from paychan_common.wire_v1 import parse_v1_payload
 from paychan_runtime.http import Handler, json_response
 
 from .appkeys import SERVICE
 from .params import parse_exp_time, parse_outpoint, parse_pubkey, required
-from .service import PaymentResult
+from .service import ExistingChannel, PaymentResult
 
 
 def _result_json(r: PaymentResult) -> dict[str, object]:
@@ -51,9 +51,8 @@ async def open_channel(request: web.Request) -> web.Response:
     try:
         result = await svc.open(Family.V1, svc.params(pk, exp), payment, change, None)
     except ChannelExists as exc:
-        existing = getattr(exc, "existing", None)
-        if existing is not None and existing.status.label == "open":
-            exc.headers = {"Location": channel_url(request, existing.outpoint)}  # type: ignore[attr-defined]
+        if isinstance(exc, ExistingChannel) and exc.existing.status is Status.OPEN:
+            exc.headers = {"Location": channel_url(request, exc.existing.outpoint)}
         raise
     headers = {} if result.status == "closed" else {"Location": channel_url(request, result.outpoint)}
     return json_response(_result_json(result), status=201, headers=headers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from paychan_common.errors import ChannelExists, InvalidInput, InvalidPayment
@@ -15,7 +17,7 @@ from paychan_runtime.http import Handler, json_response, read_json
 
 from .appkeys import MAX_BODY, SERVICE
 from .params import parse_exp_time, parse_outpoint, parse_pubkey, parse_secret
-from .service import PaymentResult
+from .service import ExistingChannel, PaymentResult
 
 
 def _result_json(r: PaymentResult) -> dict[str, object]:
@@ -64,10 +66,10 @@ async def begin_open(request: web.Request) -> web.Response:
     return json_response({"channel_uri": seed_url(request, pk.data, exp, outpoint)})
 
 
-def _with_location(exc: ChannelExists, url: str | None) -> ChannelExists:
-    existing = getattr(exc, "existing", None)
-    if url is not None and existing is not None and existing.status is Status.OPEN:
-        exc.headers = {"Location": url}  # type: ignore[attr-defined]
+def _with_location(exc: ChannelExists, url: Callable[[OutPoint], str]) -> ChannelExists:
+    """Point a 409 at the existing channel when it is open (spec 6.2, 6.3: 409 + Location)."""
+    if isinstance(exc, ExistingChannel) and exc.existing.status is Status.OPEN:
+        exc.headers = {"Location": url(exc.existing.outpoint)}
     return exc
 
 
@@ -82,9 +84,7 @@ async def seed_open(request: web.Request) -> web.Response:
     try:
         result = await svc.open(Family.V2_SEED, params, payment, params.funding_address, outpoint)
     except ChannelExists as exc:
-        existing = getattr(exc, "existing", None)
-        url = seed_url(request, pk.data, exp, existing.outpoint) if existing is not None else None
-        raise _with_location(exc, url) from None
+        raise _with_location(exc, lambda op: seed_url(request, pk.data, exp, op)) from None
     url = seed_url(request, pk.data, exp, outpoint)
     return json_response(_result_json(result), status=201, headers={"Location": url})
 
@@ -126,8 +126,7 @@ async def v23_open(request: web.Request) -> web.Response:
     try:
         result = await svc.open(Family.V2_3, params, payment, params.funding_address, outpoint)
     except ChannelExists as exc:
-        existing = getattr(exc, "existing", None)
-        raise _with_location(exc, v23_url(request, existing.outpoint) if existing is not None else None) from None
+        raise _with_location(exc, lambda op: v23_url(request, op)) from None
     return json_response(_result_json(result), status=201, headers={"Location": v23_url(request, outpoint)})
 
 

@@ -7,6 +7,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
+from chan_store.model import ChannelExistsAt
 from paychan_common.address import Address
 from paychan_common.channel import ChannelParams, Funding, PaymentVerifier
 from paychan_common.errors import (
@@ -54,6 +55,14 @@ class PaymentResult:
     value_received: int
     settlement_txid: str | None
     application_data: str = ""
+
+
+class ExistingChannel(ChannelExists):
+    """409: the channel exists at this outpoint, or an open one exists for this client key (spec 6.5)."""
+
+    def __init__(self, existing: ChannelState) -> None:
+        super().__init__(f"channel already exists ({existing.status.label})", code="channel_exists")
+        self.existing = existing
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +141,7 @@ class PayChanService:
         for f in fundings:
             existing = await self.store.get(f.outpoint)
             if existing is not None:
-                raise _exists(existing)
+                raise ExistingChannel(existing)
         policy = replace(self.policy, open_price=self.v1_open_price()) if family is Family.V1 else self.policy
         accepted: Accepted | None = None
         first_error: InvalidPayment | None = None
@@ -147,7 +156,11 @@ class PayChanService:
         if accepted is None:
             assert first_error is not None
             raise first_error
-        state = await self.store.create(accepted.state)
+        try:
+            state = await self.store.create(accepted.state)
+        except ChannelExistsAt as exc:  # lost a race, or an open channel of this key elsewhere
+            existing = await self.store.get(exc.existing_outpoint) if exc.existing_outpoint else None
+            raise (ExistingChannel(existing) if existing is not None else exc) from None
         self.hooks.opened(family, accepted.value_received)
         self._remember(state)
         if state.exhausted:
@@ -313,8 +326,3 @@ class PayChanService:
         return PaymentResult(state.outpoint, "closed" if closed else "open", self._value_left(state.change_value),
                              received, state.settlement_txid or None if closed else None)
 
-
-def _exists(state: ChannelState) -> ChannelExists:
-    err = ChannelExists(f"channel already exists ({state.status.label})", code="channel_exists")
-    err.existing = state  # type: ignore[attr-defined]
-    return err
