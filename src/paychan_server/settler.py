@@ -180,17 +180,10 @@ class Settler:
         """Closed once the settlement has the configured confirmations."""
         if confirmations < self.cfg.confirmations:
             return state
-        closed = replace(state, status=Status.CLOSED)
-        try:
-            closed = await self.store.compare_and_set(state, closed)
-        except Conflict:
-            current = await self.store.get(state.outpoint)
-            if current is None:
-                raise
-            return current
-        self._forget(state.outpoint)
-        log.info("channel %s closed: settlement %s has %d confirmations", state.outpoint, state.settlement_txid,
-                 confirmations)
+        closed = await self._transition(state, replace(state, status=Status.CLOSED))
+        if closed.status is Status.CLOSED:
+            log.info("channel %s closed: settlement %s has %d confirmations", state.outpoint,
+                     state.settlement_txid, confirmations)
         return closed
 
     async def _spent_elsewhere(self, state: ChannelState) -> ChannelState:
@@ -209,14 +202,19 @@ class Settler:
                             state.outpoint, state.exp_time, state.settlement_txid or "(none signed)",
                             state.value_received)
             target = replace(state, status=Status.CLOSED, settlement_txid="")  # ChannelState.refunded
+        return await self._transition(state, target)
+
+    async def _transition(self, state: ChannelState, target: ChannelState) -> ChannelState:
+        """Compare-and-set state -> target; when another instance got there first, its state is the answer."""
         try:
             done = await self.store.compare_and_set(state, target)
         except Conflict:
             current = await self.store.get(state.outpoint)
             if current is None:
                 raise
-            return current
-        self._forget(state.outpoint)
+            done = current
+        if done.status is Status.CLOSED:
+            self._forget(state.outpoint)
         return done
 
     # -- time, scheduling, follow-up ------------------------------------------------------------------
