@@ -43,10 +43,42 @@ def _describe(exc: ValidationError) -> str:
     return f"invalid {loc}: {first['msg']}"
 
 
+_OPTIONAL_TEXT = (("sighash_flag", 2), ("funding_txid", 64), ("redeem_script", 200), ("change_address", 100))
+
+
+def _plain_fields(body: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """(payment_data, application_data) when `body` certainly passes the models above unchanged (the usual
+    case: checked here in a few dict lookups); None to let the models judge it (and word any error)."""
+    if "payment_data" in body:
+        pd = body["payment_data"]
+        app = body.get("application_data", "")
+        if type(pd) is not dict or type(app) is not str or len(app) > 4096:
+            return None
+    else:
+        pd, app = body, ""
+    change, sig = pd.get("change_value"), pd.get("signature_data")
+    if type(change) is not int or not 0 <= change <= MAX_MONEY or type(sig) is not str or len(sig) > 300:
+        return None
+    for name, limit in _OPTIONAL_TEXT:
+        value = pd.get(name)
+        if value is not None and (type(value) is not str or len(value) > limit):
+            return None
+    vout = pd.get("funding_vout")
+    if vout is not None and (type(vout) is not int or not 0 <= vout <= 0xFFFFFFFF):
+        return None
+    return pd, app
+
+
 def parse_v2_payment(body: Any, *, require_full: bool = False) -> Payment:
     """Tolerant v2 parser (spec 5.4): wrapper or bare PaymentData, DER with or without flag."""
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object")
+    plain = _plain_fields(body)
+    if plain is not None:
+        pd, application_data = plain
+        return _payment(pd["change_value"], pd["signature_data"], pd.get("sighash_flag"), pd.get("funding_txid"),
+                        pd.get("funding_vout"), pd.get("redeem_script"), pd.get("change_address"),
+                        application_data, require_full)
     try:
         if "payment_data" in body:
             model = PaymentModel.model_validate(body)
@@ -54,12 +86,19 @@ def parse_v2_payment(body: Any, *, require_full: bool = False) -> Payment:
             model = PaymentModel(payment_data=PaymentDataModel.model_validate(body))
     except ValidationError as exc:
         raise InvalidInput(_describe(exc)) from None
-    pd = model.payment_data
-    sig_bytes = parse_hex(pd.signature_data, "signature_data", 300)
+    m = model.payment_data
+    return _payment(m.change_value, m.signature_data, m.sighash_flag, m.funding_txid, m.funding_vout,
+                    m.redeem_script, m.change_address, model.application_data, require_full)
+
+
+def _payment(change_value: int, signature_data: str, sighash_flag: str | None, funding_txid: str | None,
+             funding_vout: int | None, redeem_script: str | None, change_address: str | None,
+             application_data: str, require_full: bool) -> Payment:
+    sig_bytes = parse_hex(signature_data, "signature_data", 300)
     n = der_length(sig_bytes)
     flag: int | None = None
-    if pd.sighash_flag is not None:
-        raw_flag = parse_hex(pd.sighash_flag, "sighash_flag", 2)
+    if sighash_flag is not None:
+        raw_flag = parse_hex(sighash_flag, "sighash_flag", 2)
         if len(raw_flag) != 1:
             raise InvalidInput("sighash_flag must be one byte of hex")
         flag = raw_flag[0]
@@ -72,19 +111,19 @@ def parse_v2_payment(body: Any, *, require_full: bool = False) -> Payment:
     if flag is None:
         raise InvalidInput("sighash_flag is required when signature_data carries no sighash byte")
     sig = ClientSignature.from_parts(sig_bytes[:n], flag)
-    present = [pd.funding_txid is not None, pd.funding_vout is not None, pd.redeem_script is not None,
-               pd.change_address is not None]
+    present = [funding_txid is not None, funding_vout is not None, redeem_script is not None,
+               change_address is not None]
     if require_full and not all(present):
         raise InvalidInput("opening payment needs funding_txid, funding_vout, redeem_script and change_address")
     outpoint = None
-    if pd.funding_txid is not None or pd.funding_vout is not None:
-        if pd.funding_txid is None or pd.funding_vout is None:
+    if funding_txid is not None or funding_vout is not None:
+        if funding_txid is None or funding_vout is None:
             raise InvalidInput("funding_txid and funding_vout go together")
-        outpoint = OutPoint.from_display(pd.funding_txid.lower(), pd.funding_vout)
-    script = parse_hex(pd.redeem_script, "redeem_script", 200) if pd.redeem_script is not None else None
+        outpoint = OutPoint.from_display(funding_txid.lower(), funding_vout)
+    script = parse_hex(redeem_script, "redeem_script", 200) if redeem_script is not None else None
     return Payment(
-        change_value=pd.change_value, signature=sig, outpoint=outpoint, redeem_script=script,
-        change_address=pd.change_address, application_data=model.application_data,
+        change_value=change_value, signature=sig, outpoint=outpoint, redeem_script=script,
+        change_address=change_address, application_data=application_data,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -24,13 +25,21 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 async def read_json(request: web.Request, max_bytes: int = 65536) -> Any:
     """Read and parse a JSON body, bounded in size; InvalidInput on anything malformed."""
-    if request.content_length is not None and request.content_length > max_bytes:
+    length = request.content_length
+    if length is not None and length > max_bytes:
         raise InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
     body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > max_bytes:
-            raise InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
+    content = request.content
+    if length and not content.at_eof():  # the usual case: one read, no async iteration
+        try:
+            body += await content.readexactly(length)
+        except asyncio.IncompleteReadError as exc:
+            body += exc.partial  # not a Content-Length body (e.g. decompressed); the loop below decides
+    if not content.at_eof():  # chunked or Content-Encoding: the decoded body is not bounded by Content-Length
+        async for chunk in content.iter_any():
+            body += chunk
+            if len(body) > max_bytes:
+                raise InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -1,0 +1,348 @@
+"""Start the three services on a temporary copy of the debug config, run bench_payments, stop them.
+
+Usage (through bench/run_bench.sh): run_bench.py [--workers N] [--no-sync] [--runs K] [--unix]
+    [--set FILE.SECTION.KEY=VALUE ...] [--keep] [--json] [-- BENCH_PAYMENTS_ARGS...]
+
+Every run gets fresh services: free loopback ports, a new LevelDB in a temporary directory, the debug
+config otherwise unchanged (`--no-sync` sets storage.sync = false: UNSAFE, only to show what durability
+costs). With `--runs K` the figures of the run with the median throughput are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DEBUG = ROOT / "config" / "debug"
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """Two-level dict as TOML."""
+    lines = [f"{k} = {_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines.append(f"\n[{k}]")
+            lines += [f"{kk} = {_value(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _parse_set(text: str) -> tuple[str, str, str, Any]:
+    path, _, raw = text.partition("=")
+    parts = path.split(".")
+    if len(parts) != 3 or parts[0] not in ("store", "server", "signing") or not raw:
+        raise SystemExit(f"--set wants FILE.SECTION.KEY=VALUE with FILE one of store, server, signing: {text!r}")
+    try:
+        value: Any = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return parts[0], parts[1], parts[2], value
+
+
+class Stack:
+    """ChanStore + SigningService + PayChanServer on a temporary copy of the debug config."""
+
+    def __init__(self, root: Path, *, workers: int, sync: bool, unix: bool, sets: Sequence[str],
+                 store_db: Path | None = None, config_dir: Path = DEBUG) -> None:
+        self.root = root
+        self.port = free_port()
+        store_port, signer_port = free_port(), free_port()
+        token = str(root / "internal.token")
+        cfg = {name: tomllib.loads((config_dir / f"{name}.toml").read_text())
+               for name in ("store", "signing", "server")}
+        cfg["store"]["listen"]["port"] = store_port
+        cfg["store"]["auth"]["token_file"] = token
+        cfg["store"]["storage"].update(path=str(root / "chanstore"), sync=sync)
+        if store_db is not None:
+            shutil.copytree(store_db, root / "chanstore")
+        cfg["signing"]["listen"]["port"] = signer_port
+        cfg["signing"]["auth"]["token_file"] = token
+        cfg["signing"]["key"]["file"] = str(root / "server.key")
+        cfg["server"]["listen"].update(port=self.port, workers=workers)
+        cfg["server"]["auth"]["token_file"] = token
+        cfg["server"]["chan_store"]["url"] = f"http://127.0.0.1:{store_port}"
+        cfg["server"]["signing_service"]["url"] = f"http://127.0.0.1:{signer_port}"
+        self.store_health = f"http://127.0.0.1:{store_port}/health"
+        if unix:
+            sock = str(root / "store.sock")
+            del cfg["store"]["listen"]["port"]
+            cfg["store"]["listen"]["unix_path"] = sock
+            cfg["server"]["chan_store"]["unix_path"] = sock
+            self.store_health = ""
+        for item in sets:
+            name, section, key, value = _parse_set(item)
+            cfg[name].setdefault(section, {})[key] = value
+        for name, data in cfg.items():
+            (root / f"{name}.toml").write_text(to_toml(data))
+        self.signer_health = f"http://127.0.0.1:{signer_port}/health"
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _start(self, name: str, module: str, *extra: str) -> None:
+        log = (self.root / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", module, str(self.root / f"{name}.toml"), *extra],
+                                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        log.close()
+
+    def _wait(self, name: str, url: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited during start-up; see {self.root / (name + '.log')}")
+            if not url:  # unix socket: wait for the socket file
+                if (self.root / "store.sock").exists():
+                    return
+            else:
+                try:
+                    with urllib.request.urlopen(url, timeout=1) as resp:
+                        if resp.status == 200:
+                            return
+                except (urllib.error.URLError, OSError):
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{name} did not come up")
+
+    def start(self, workers: int) -> float:
+        """Start all three; return ChanStore's start time (until /health answers), seconds."""
+        began = time.monotonic()
+        self._start("store", "chan_store")
+        self._wait("store", self.store_health)
+        store_start = time.monotonic() - began
+        self._start("signing", "signing_service")
+        self._wait("signing", self.signer_health)
+        self._start("server", "paychan_server", "--workers", str(workers))
+        self._wait("server", f"http://127.0.0.1:{self.port}/health")
+        for _ in range(10 * workers):  # every worker answers (SO_REUSEPORT spreads new connections)
+            self._wait("server", f"http://127.0.0.1:{self.port}/health")
+        return store_start
+
+    def store_rss_mib(self) -> float:
+        """ChanStore's resident set size (VmRSS), MiB."""
+        for line in Path(f"/proc/{self.procs['store'].pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def store_stats(self) -> dict[str, Any]:
+        """ChanStore's GET /stats (channel counts, memory, group-commit counters), {} over a unix socket."""
+        if not self.store_health:
+            return {}
+        token = (self.root / "internal.token").read_text().strip()
+        req = urllib.request.Request(self.store_health.replace("/health", "/stats"),
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            stats: dict[str, Any] = json.load(resp)
+        return stats
+
+    def pids(self) -> list[int]:
+        """Process ids of the three services."""
+        return [p.pid for p in self.procs.values()]
+
+    def stop(self) -> None:
+        """SIGTERM all, server first."""
+        for name in ("server", "signing", "store"):
+            p = self.procs.get(name)
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+
+def _start_profilers(stack: Stack, where: Path, index: int) -> list[subprocess.Popen[bytes]]:
+    """py-spy (not a project dependency: `pip install py-spy`) sampling each service, collapsed stacks."""
+    where.mkdir(parents=True, exist_ok=True)
+    spies = []
+    for name, proc in stack.procs.items():
+        out = where / f"run{index}-{name}.txt"
+        spies.append(subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--format", "raw", "--rate", "100",
+                                       "--subprocesses", "--output", str(out)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(1.0)  # attach before the load starts
+    return spies
+
+
+def _busy_cores(seconds: float = 2.0) -> float:
+    """How many cores were busy (on average) over the next `seconds` (/proc/stat)."""
+    def busy() -> tuple[float, float]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return sum(fields[:8]) - fields[3] - fields[4], sum(fields[:8])
+    b0, t0 = busy()
+    time.sleep(seconds)
+    b1, t1 = busy()
+    return (os.cpu_count() or 1) * (b1 - b0) / max(1, t1 - t0)
+
+
+def wait_quiet(limit: float, max_wait: float) -> float:
+    """Wait (up to max_wait s) until other processes use less than `limit` cores; return the last reading."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        used = _busy_cores()
+        if used < limit or time.monotonic() > deadline:
+            return used
+        print(f"waiting for a quiet machine: {used:.2f} cores busy", file=sys.stderr, flush=True)
+
+
+def one_run(args: argparse.Namespace, bench_args: list[str], index: int) -> dict[str, Any]:
+    """Fresh services, one bench_payments run, services stopped; its JSON result."""
+    busy_before = wait_quiet(args.quiet_below, args.quiet_wait) if args.quiet_wait > 0 else None
+    root = Path(tempfile.mkdtemp(prefix="paychan-bench-"))
+    store_db = Path(args.store_db) if args.store_db else None
+    stack = Stack(root, workers=args.workers, sync=not args.no_sync, unix=args.unix, sets=args.set,
+                  store_db=store_db, config_dir=Path(args.config_dir))
+    try:
+        store_start = stack.start(args.workers)
+        rss_start = stack.store_rss_mib()
+        if "--ref-workers" not in bench_args:  # the bare aiohttp reference runs as many processes as the server
+            bench_args = [*bench_args, "--ref-workers", str(args.workers)]
+        if store_db is not None and not args.fresh_channels and "--existing" not in bench_args:
+            bench_args = [*bench_args, "--existing", str(store_db) + ".json"]
+        spies = _start_profilers(stack, Path(args.profile), index) if args.profile else []
+        cmd = [sys.executable, str(HERE / "bench_payments.py"), "--endpoint", f"127.0.0.1:{stack.port}", "--json",
+               "--watch-pids", ",".join(map(str, stack.pids())), *bench_args]
+        label = f"workers={args.workers} sync={not args.no_sync}" + (" unix" if args.unix else "")
+        cmd += ["--label", label]
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+        try:
+            result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            raise SystemExit(f"run {index}: bench_payments failed (status {done.returncode}); logs in {root}") from None
+        result["store_stats"] = stack.store_stats()
+        result["busy_cores_before"] = None if busy_before is None else round(busy_before, 2)
+        result["store"] = {"start_s": round(store_start, 3), "rss_mib_after_start": round(rss_start, 1),
+                           "rss_mib_after_run": round(stack.store_rss_mib(), 1),
+                           "preloaded_db": None if store_db is None else str(store_db)}
+        result["config"].update(workers=args.workers, sync=not args.no_sync, unix=args.unix, sets=args.set)
+        return result
+    finally:
+        stack.stop()
+        if args.keep:
+            print(f"run {index}: kept {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _batching(stats: dict[str, Any], payments: int) -> str:
+    st = stats.get("storage")
+    if not st or not st.get("writes"):
+        return ""
+    return (f" | store: {st['writes']} batches (~{payments / st['writes']:.1f} payments each), "
+            f"{st['commits']} synced writes, mean fsync {1000 * st['total_sync_seconds'] / st['commits']:.2f} ms")
+
+
+def main() -> int:
+    """Run K times, report each and the median."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--workers", type=int, default=1, help="PayChanServer worker processes")
+    ap.add_argument("--no-sync", action="store_true", help="storage.sync = false (UNSAFE; shows the fsync cost)")
+    ap.add_argument("--runs", type=int, default=1, help="runs; the median run (by throughput) is reported")
+    ap.add_argument("--unix", action="store_true", help="PayChanServer -> ChanStore over a unix socket")
+    ap.add_argument("--set", action="append", default=[], metavar="FILE.SECTION.KEY=VALUE",
+                    help="override a config value, e.g. store.storage.max_batch=1000")
+    ap.add_argument("--profile", metavar="DIR", help="sample every service with py-spy into DIR (collapsed stacks)")
+    ap.add_argument("--config-dir", default=str(DEBUG), help="debug config to copy (default config/debug)")
+    ap.add_argument("--store-db", metavar="DIR", help="start ChanStore on a copy of this LevelDB (gen_channels.py)")
+    ap.add_argument("--fresh-channels", action="store_true",
+                    help="with --store-db: open fresh channels instead of paying on the pre-generated ones")
+    ap.add_argument("--quiet-wait", type=float, default=300.0,
+                    help="before each run, wait up to this many seconds for other processes to go quiet")
+    ap.add_argument("--quiet-below", type=float, default=0.2, help="'quiet': fewer busy cores than this")
+    ap.add_argument("--max-foreign-cores", type=float, default=0.15,
+                    help="discard (and repeat) a run during which other processes used more cores than this")
+    ap.add_argument("--retries", type=int, default=6, help="most runs discarded before accepting a disturbed one")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directories (configs, logs)")
+    ap.add_argument("--json", action="store_true", help="print the median run (with all runs) as JSON")
+    args, bench_args = ap.parse_known_args()
+    if bench_args and bench_args[0] == "--":
+        bench_args = bench_args[1:]
+    runs: list[dict[str, Any]] = []
+    discarded = 0
+    i = 0
+    while len(runs) < args.runs:
+        i += 1
+        r = one_run(args, bench_args, i)
+        foreign = r.get("foreign_cpu_s", 0.0) / max(r["elapsed_s"], 1e-9)
+        if foreign > args.max_foreign_cores and discarded < args.retries:
+            discarded += 1
+            print(f"run {i}: discarded, other processes used {foreign:.2f} cores meanwhile "
+                  f"({r['payments_per_second']:,.0f} payments/s, p99 {r['p99_ms']:.2f} ms)", file=sys.stderr)
+            continue
+        runs.append(r)
+        ref = r.get("reference", {})
+        print(f"run {i}: {r['payments_per_second']:,.0f} payments/s (steady {r['steady_payments_per_second']:,.0f})  "
+              f"p50 {r['p50_ms']:.2f}  p99 {r['p99_ms']:.2f}  "
+              f"max {r['max_ms']:.2f} ms  errors {r['errors']}"
+              + (f"  | secp {ref['secp256k1_verify_per_second_one_core']:,.0f}/s"
+                 f"  bare aiohttp {ref['bare_aiohttp_requests_per_second']:,.0f}/s" if ref else "")
+              + ("  | CPU us/payment " + ", ".join(f"{k} {v:.0f}" for k, v in r.get("cpu_us_per_payment", {}).items()))
+              + f", generator {1e6 * r['generator_cpu_s'] / r['payments']:.0f}; foreign CPU {r.get('foreign_cpu_s')} s"
+              + _batching(r.get("store_stats", {}), r["payments"])
+              + (f" | ChanStore start {r['store']['start_s']:.2f} s, RSS {r['store']['rss_mib_after_start']:.0f} -> "
+                 f"{r['store']['rss_mib_after_run']:.0f} MiB"),
+              file=sys.stderr, flush=True)
+    ordered = sorted(runs, key=lambda r: r["payments_per_second"])
+    median = dict(ordered[(len(ordered) - 1) // 2]) if len(ordered) % 2 else dict(ordered[len(ordered) // 2 - 1])
+    median["runs"] = [{k: r.get(k) for k in ("payments_per_second", "steady_payments_per_second", "p50_ms", "p90_ms",
+                                             "p99_ms", "max_ms", "errors", "foreign_cpu_s")}
+                      for r in runs]
+    median["median_payments_per_second"] = statistics.median(r["payments_per_second"] for r in runs)
+    median["discarded_runs"] = discarded
+    median["total_errors"] = sum(r["errors"] + r["open_errors"] + r["close_errors"] for r in runs)
+    if args.json:
+        print(json.dumps(median))
+    else:
+        c = median["config"]
+        print(f"median of {len(runs)} run(s): {median['median_payments_per_second']:,.0f} payments/s  "
+              f"(median run: p50 {median['p50_ms']:.2f}  p90 {median['p90_ms']:.2f}  p99 {median['p99_ms']:.2f}  "
+              f"max {median['max_ms']:.2f} ms)  errors in all runs: {median['total_errors']}  "
+              f"[{c['family']} {c['clients']}x{c['payments']} rate={c['rate']} workers={c['workers']} "
+              f"sync={c['sync']}]")
+        ref = median.get("reference")
+        if ref:
+            print(f"  secp256k1 verify (one core) {ref['secp256k1_verify_per_second_one_core']:,.0f}/s -> "
+                  f"ratio {ref['fraction_of_secp256k1']:.3f};  bare aiohttp "
+                  f"{ref['bare_aiohttp_requests_per_second']:,.0f} req/s -> "
+                  f"ratio {ref['fraction_of_bare_aiohttp']:.3f}")
+    return 0 if median["total_errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
