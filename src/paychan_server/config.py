@@ -8,17 +8,18 @@ from pydantic import Field, model_validator
 
 from paychan_common.network import Network
 from paychan_common.rules import ChannelPolicy
-from paychan_runtime.config import ConfigModel, is_loopback
+from paychan_common.settlement import FIXED_SETTLEMENT_SIZE
+from paychan_runtime.config import StrictSection, is_loopback
 
 
-class ListenConfig(ConfigModel):
+class ListenConfig(StrictSection):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=16384, ge=1024, le=1 << 20)
 
 
-class ServiceRef(ConfigModel):
+class ServiceRef(StrictSection):
     """Where an internal service listens (TCP URL or unix socket)."""
 
     url: str = "http://127.0.0.1:17079"
@@ -27,7 +28,7 @@ class ServiceRef(ConfigModel):
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
 
 
-class ChannelConfig(ConfigModel):
+class ChannelConfig(StrictSection):
     dust_limit: int = Field(default=700, ge=0)
     open_price: int = Field(default=100_000, ge=0)
     funding_min_conf: int = Field(default=10, ge=0)
@@ -41,12 +42,12 @@ class ChannelConfig(ConfigModel):
                              self.min_duration_hours)
 
 
-class V1Config(ConfigModel):
+class V1Config(StrictSection):
     base_price: int = Field(default=70_000, ge=0)
     price_add_settlement_fee: bool = True
 
 
-class SettlementConfig(ConfigModel):
+class SettlementConfig(StrictSection):
     fee_mode: Literal["fixed", "rate"] = "rate"
     fee_rate_sat_per_byte: int = Field(default=40, ge=1, le=100_000)  # debug rate, and the fixed-mode rate
     max_fee_rate_sat_per_byte: int = Field(default=500, ge=1, le=100_000)
@@ -57,7 +58,7 @@ class SettlementConfig(ConfigModel):
     retry_max_interval_seconds: float = Field(default=300.0, gt=0)  # publish retries back off up to this
 
 
-class BitcoinConfig(ConfigModel):
+class BitcoinConfig(StrictSection):
     network: Literal["live", "test", "regtest"]
     rpc_url: str = ""
     rpc_user: str = ""
@@ -72,16 +73,16 @@ class BitcoinConfig(ConfigModel):
         return Network.parse(self.network)
 
 
-class DebugConfig(ConfigModel):
+class DebugConfig(StrictSection):
     enable: bool = False
     time_offset_seconds: int = 0  # tests: shift the server clock (debug mode only)
 
 
-class AuthConfig(ConfigModel):
+class AuthConfig(StrictSection):
     token_file: str
 
 
-class CallbackConfig(ConfigModel):
+class CallbackConfig(StrictSection):
     enable: bool = False
     url: str = ""
     timeout_seconds: float = Field(default=2.0, gt=0, le=60)
@@ -93,7 +94,7 @@ class CallbackConfig(ConfigModel):
         return self
 
 
-class ManagementConfig(ConfigModel):
+class ManagementConfig(StrictSection):
     """The management API, /metrics included: its own loopback port, bearer token (spec 10.5)."""
 
     enable: bool = False
@@ -112,7 +113,7 @@ class ManagementConfig(ConfigModel):
         return self
 
 
-class ServerConfig(ConfigModel):
+class ServerConfig(StrictSection):
     """The whole server.toml."""
 
     log_level: str = "INFO"
@@ -137,4 +138,9 @@ class ServerConfig(ConfigModel):
             raise ValueError("debug.time_offset_seconds: only allowed with debug.enable = true")
         if not self.debug.enable and not self.bitcoin.rpc_url:
             raise ValueError("bitcoin.rpc_url: required unless debug.enable = true")
+        fee = FIXED_SETTLEMENT_SIZE * self.settlement.fee_rate_sat_per_byte
+        floor = fee + self.channel.dust_limit
+        if self.channel.open_price < floor:  # spec 8.3: the opening payment must at least pay for settling
+            raise ValueError(f"channel.open_price: {self.channel.open_price} is below the settlement fee estimate "
+                             f"plus the dust limit ({fee} + {self.channel.dust_limit}; spec 8.3)")
         return self
