@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.functional.channel_helper import TestChannel
+from tests.functional.regtest_node import wait_for
 from tests.functional.services import Services, free_port, now
 
 log = logging.getLogger("paychan.tests")
@@ -67,8 +68,18 @@ def operator_services(tmp_path: Path, application: str) -> Iterator[Services]:
     }, store={"log_format": "json"})
     svc.mgmt_url = f"http://127.0.0.1:{mport}"  # type: ignore[attr-defined]
     svc.start()
-    yield svc
-    svc.stop()
+
+    def management_up() -> bool:  # /health may come from worker 1 before worker 0 serves management
+        try:
+            return httpx.get(f"http://127.0.0.1:{mport}/totals", timeout=1.0).status_code == 401
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(management_up, timeout=30, description="management API of worker 0")
+        yield svc
+    finally:
+        svc.stop()
 
 
 def _metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
