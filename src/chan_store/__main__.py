@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from chan_store.app import create_app
 from chan_store.config import StoreConfig
 from chan_store.storage import StorageError
 from paychan_runtime.config import ConfigError, load_config
-from paychan_runtime.serve import install_uvloop, serve_app, setup_logging
+from paychan_runtime.serve import run_internal_service, setup_logging
 
 log = logging.getLogger("paychan.chanstore")
 
@@ -39,19 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("chan store listening on %s (network %s, storage %s, sync %s)",
                  listen.where, config.network, config.storage.path, config.storage.sync)
 
-    if listen.unix_path is not None:
-        Path(listen.unix_path).parent.mkdir(parents=True, exist_ok=True)
-    install_uvloop()
     try:
-        asyncio.run(serve_app(app, host=listen.host, port=listen.port, unix_path=listen.unix_path,
-                              on_started=started))
+        return run_internal_service(app, listen, started, log)
     except StorageError as exc:
         log.error("cannot open the channel storage: %s", exc)
         return 1
-    except OSError as exc:
-        log.error("cannot listen on %s: %s", listen.where, exc)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

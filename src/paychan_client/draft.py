@@ -15,7 +15,7 @@ from paychan_common.tx import OutPoint
 from .errors import ChannelStateError, StateFileError
 from .models import Family
 from .state import ClientChannel
-from .statefile import FORMAT, FORMAT_VERSION, Fields, read_json, write_json_atomic
+from .statefile import FORMAT, FORMAT_VERSION, Fields, public_view, read_json, write_json_atomic
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +70,7 @@ class ChannelDraft:
 
     def public_json(self) -> dict[str, Any]:
         """The draft without the private key (for printing)."""
-        out = self.to_json()
-        for key in ("format", "version", "client_privkey"):
-            del out[key]
-        return out
+        return public_view(self.to_json())
 
     @classmethod
     def from_json(cls, obj: dict[str, Any], source: str = "<memory>") -> ChannelDraft:

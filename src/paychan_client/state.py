@@ -16,7 +16,7 @@ from paychan_common.tx import OutPoint
 
 from .errors import StateFileError
 from .models import Family, PaymentResult
-from .statefile import FORMAT, FORMAT_VERSION, Fields, read_json, write_json_atomic
+from .statefile import FORMAT, FORMAT_VERSION, Fields, public_view, read_json, write_json_atomic
 
 ChannelStatus = Literal["open", "closed"]
 
@@ -96,10 +96,7 @@ class ClientChannel:
 
     def public_json(self) -> dict[str, Any]:
         """The state without the private key (for printing)."""
-        out = self.to_json()
-        for key in ("format", "version", "client_privkey"):
-            del out[key]
-        return out
+        return public_view(self.to_json())
 
     @classmethod
     def from_json(cls, obj: dict[str, Any], source: str = "<memory>") -> ClientChannel:

@@ -57,6 +57,11 @@ def _fsync_dir(directory: Path) -> None:
         os.close(dir_fd)
 
 
+def public_view(state: dict[str, Any]) -> dict[str, Any]:
+    """A state file's content without the private key and the file-format fields (for printing)."""
+    return {k: v for k, v in state.items() if k not in ("format", "version", "client_privkey")}
+
+
 def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a state file and check its format marker."""
     try:

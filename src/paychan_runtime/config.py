@@ -41,11 +41,12 @@ def load_config(path: str | os.PathLike[str], model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            key = ".".join(str(part) for part in err["loc"]) or "<root>"
-            lines.append(f"{key}: {err['msg']}")
-        raise ConfigError(f"invalid config {p}: " + "; ".join(lines)) from None
+        raise ConfigError(f"invalid config {p}: {validation_summary(exc)}") from None
+
+
+def validation_summary(exc: ValidationError, root: str = "<root>") -> str:
+    """`key: message; ...` for every error of a pydantic validation (names keys, never echoes values)."""
+    return "; ".join(f"{'.'.join(str(part) for part in err['loc']) or root}: {err['msg']}" for err in exc.errors())
 
 
 def load_or_create_secret(path: Path, nbytes: int = 32) -> str:

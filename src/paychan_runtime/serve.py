@@ -9,8 +9,11 @@ import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
+
+from paychan_runtime.config import InternalListenConfig
 
 from .logs import LogFormat, configure_logging
 
@@ -72,3 +75,19 @@ async def serve_app(app: web.Application, *, host: str | None = None, port: int 
     finally:
         log.info("shutting down")
         await runner.cleanup()
+
+
+def run_internal_service(app: web.Application, listen: InternalListenConfig,
+                         on_started: Callable[[], Awaitable[None]], logger: logging.Logger) -> int:
+    """Serve an internal service on its loopback port or unix socket until SIGTERM; exit code 0, or 1 when
+    it cannot listen (the socket's folder is created first)."""
+    if listen.unix_path is not None:
+        Path(listen.unix_path).parent.mkdir(parents=True, exist_ok=True)
+    install_uvloop()
+    try:
+        asyncio.run(serve_app(app, host=listen.host, port=listen.port, unix_path=listen.unix_path,
+                              on_started=on_started))
+    except OSError as exc:
+        logger.error("cannot listen on %s: %s", listen.where, exc)
+        return 1
+    return 0

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from paychan_runtime.config import ConfigError, load_config
-from paychan_runtime.serve import install_uvloop, serve_app, setup_logging
+from paychan_runtime.serve import run_internal_service, setup_logging
 
 from .app import create_app
 from .config import SigningConfig
@@ -37,23 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"signing-service: cannot prepare the key or token file: {exc}", file=sys.stderr)
         return 2
     listen = config.listen
-    where = listen.unix_path if listen.unix_path is not None else f"{listen.host}:{listen.port}"
 
     async def started() -> None:
         log.info("signing service listening on %s (network %s, pubkey %s, destination %s, max_fee %d)",
-                 where, config.network, key.public_key.hex, config.settlement.destination,
+                 listen.where, config.network, key.public_key.hex, config.settlement.destination,
                  config.settlement.max_fee)
 
-    if listen.unix_path is not None:
-        Path(listen.unix_path).parent.mkdir(parents=True, exist_ok=True)
-    install_uvloop()
-    try:
-        asyncio.run(serve_app(app, host=listen.host, port=listen.port, unix_path=listen.unix_path,
-                              on_started=started))
-    except OSError as exc:
-        log.error("cannot listen on %s: %s", where, exc)
-        return 1
-    return 0
+    return run_internal_service(app, listen, started, log)
 
 
 if __name__ == "__main__":

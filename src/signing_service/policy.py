@@ -25,6 +25,7 @@ from paychan_common.script import parse_channel_script
 from paychan_common.settlement import SettlementInput, unsigned_settlement
 from paychan_common.sighash import NONE_ACP
 from paychan_common.tx import OutPoint, Transaction
+from paychan_runtime.config import validation_summary
 
 Satoshis = Annotated[int, Field(ge=0, le=MAX_MONEY)]
 Hex = Annotated[str, Field(max_length=1024)]
@@ -57,11 +58,7 @@ class SettlementRequest(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            fields = []
-            for err in exc.errors():
-                key = ".".join(str(part) for part in err["loc"]) or "<body>"
-                fields.append(f"{key}: {err['msg']}")
-            raise InvalidInput("invalid request: " + "; ".join(fields), code="invalid_field") from None
+            raise InvalidInput(f"invalid request: {validation_summary(exc, '<body>')}", code="invalid_field") from None
 
 
 @dataclass(frozen=True, slots=True)
