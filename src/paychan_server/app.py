@@ -17,19 +17,20 @@ from paychan_common.keys import PublicKey
 from paychan_runtime.client import InternalClient
 from paychan_runtime.config import load_or_create_secret
 
-from .appkeys import MAX_BODY, SERVICE
-from .blockchain import Blockchain, DebugChain
-from .clock import Clock
+from .adapters.debug_chain import DebugChain
+from .adapters.signer import SignerClient
+from .api.keys import MAX_BODY, SERVICE
+from .api.middleware import add_cors, error_middleware, options_handler
+from .api.openapi import add_openapi_routes
+from .api.v1 import add_routes as add_v1
+from .api.v2 import add_routes as add_v2
 from .config import ServerConfig
-from .middleware import add_cors, error_middleware, options_handler
-from .openapi import add_openapi_routes
-from .operator import OperatorFeatures, request_middlewares
-from .routes_v1 import add_routes as add_v1
-from .routes_v2 import add_routes as add_v2
-from .server_metrics import METRICS, ServerMetrics
-from .service import PayChanService
-from .settler import Settler
-from .signer_client import SignerClient
+from .domain.clock import Clock
+from .domain.ports import Blockchain
+from .domain.service import PayChanService
+from .domain.settler import Settler
+from .operator.features import OperatorFeatures, request_middlewares
+from .operator.metrics import METRICS, ServerMetrics
 
 log = logging.getLogger("paychan.server")
 
@@ -40,7 +41,7 @@ def make_blockchain(cfg: ServerConfig) -> Blockchain:
     """The debug chain (documented debug mode) or the bitcoind adapter."""
     if cfg.debug.enable:
         return DebugChain(cfg.settlement.fee_rate_sat_per_byte)
-    from .bitcoind import BitcoindChain
+    from .adapters.bitcoind import BitcoindChain
 
     return BitcoindChain(cfg.bitcoin, cfg.settlement)
 
@@ -97,9 +98,16 @@ def _resources(cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[N
         clock = Clock(cfg.debug.time_offset_seconds)
         svc_settler = Settler(store, signer, chain, destination.script_pubkey, cfg.channel.policy(),
                               cfg.settlement, clock)
-        svc = PayChanService(cfg, store, chain, svc_settler, server_pk, clock)
+        features = OperatorFeatures.create(cfg, app[METRICS])
+        svc = PayChanService(cfg, store, chain, svc_settler, server_pk, clock, hooks=features.hooks)
         app[SERVICE] = svc
-        features = await OperatorFeatures.start(app, cfg, svc, store, chain, management=app[BACKGROUND])
+        try:
+            if app[BACKGROUND]:
+                await features.start_management(cfg, svc, store, chain)
+        except BaseException:
+            await features.close()
+            await asyncio.gather(store.close(), signer.close(), chain.close())
+            raise
         task = asyncio.create_task(svc_settler.run()) if app[BACKGROUND] else None
         if cfg.debug.enable:
             log.warning("DEBUG MODE: fake funding derived from client keys; settlements are not broadcast")

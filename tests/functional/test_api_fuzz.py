@@ -27,7 +27,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from paychan_server.openapi_doc import build_document
+from paychan_server.api.openapi_doc import build_document
 from tests.functional.services import Services
 
 log = logging.getLogger("paychan.tests")

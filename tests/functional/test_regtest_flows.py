@@ -16,7 +16,7 @@ from paychan_common.keys import PrivateKey
 from paychan_common.settlement import settlement_size
 from paychan_common.state import Status
 from paychan_common.tx import OutPoint
-from paychan_server.settler import settlement_input
+from paychan_server.domain.settler import settlement_input
 from tests.functional.regtest_node import RegtestNode
 from tests.functional.services import Services
 from tests.functional.test_regtest_support import (

@@ -18,10 +18,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from chan_store.app import create_app as create_store_app
 from chan_store.config import StoreConfig
 from chan_store.memory_storage import MemoryStorage
+from paychan_server.api.keys import SERVICE
 from paychan_server.app import create_app as create_server_app
-from paychan_server.appkeys import SERVICE
 from paychan_server.config import ServerConfig
-from paychan_server.server_metrics import METRICS
+from paychan_server.operator.metrics import METRICS
 from signing_service.app import create_app as create_signing_app
 from signing_service.config import SigningConfig
 from signing_service.keystore import load_server_key

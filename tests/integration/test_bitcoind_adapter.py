@@ -17,8 +17,8 @@ from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
 from paychan_common.tx import OutPoint
 from paychan_runtime.config import ConfigError
-from paychan_server.bitcoind import BitcoindChain, RpcError
-from paychan_server.blockchain import OutputState
+from paychan_server.adapters.bitcoind import BitcoindChain, RpcError
+from paychan_server.adapters.debug_chain import OutputState
 from paychan_server.config import BitcoinConfig, SettlementConfig
 from tests.functional.regtest_node import RegtestNode, find_bitcoind
 from tests.functional.services import free_port

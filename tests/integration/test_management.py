@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from paychan_server.config import ServerConfig
-from paychan_server.totals import BUCKETS, bucket_index
+from paychan_server.operator.totals import BUCKETS, bucket_index
 from tests.functional.channel_helper import TestChannel
 from tests.integration.operator_stack import (
     METRICS_TOKEN,

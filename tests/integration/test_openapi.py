@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 
 from openapi_spec_validator import validate
 
-from paychan_server.openapi import render_html
-from paychan_server.openapi_doc import build_document
+from paychan_server.api.openapi import render_html
+from paychan_server.api.openapi_doc import build_document
 from tests.integration.operator_stack import Stack, stack
 
 __all__ = ["stack"]

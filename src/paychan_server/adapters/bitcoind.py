@@ -19,8 +19,8 @@ from paychan_common.tx import OutPoint, Transaction
 from paychan_runtime.bitcoin_rpc import BitcoinRpc, RpcError, rate_sat_per_byte, to_sat
 from paychan_runtime.config import ConfigError
 
-from .blockchain import OutputState, TxStatus
-from .config import BitcoinConfig, SettlementConfig
+from ..config import BitcoinConfig, SettlementConfig
+from ..domain.ports import OutputState, TxStatus
 
 log = logging.getLogger("paychan.bitcoind")
 

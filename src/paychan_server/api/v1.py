@@ -13,9 +13,9 @@ from paychan_common.tx import OutPoint
 from paychan_common.wire_v1 import parse_v1_payload
 from paychan_runtime.http import Handler, json_response
 
-from .appkeys import SERVICE
+from ..domain.results import ExistingChannel, PaymentResult
+from .keys import SERVICE
 from .params import parse_exp_time, parse_outpoint, parse_pubkey, required
-from .service import ExistingChannel, PaymentResult
 
 
 def _result_json(r: PaymentResult) -> dict[str, object]:

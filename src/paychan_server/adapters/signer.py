@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from paychan_common.address import Address
 from paychan_common.keys import PublicKey
 from paychan_common.network import Network
 from paychan_common.settlement import SettlementInput
 from paychan_runtime.client import InternalClient
 
-
-@dataclass(frozen=True, slots=True)
-class SignedSettlement:
-    """The SigningService's answer."""
-
-    tx: bytes
-    txid: str
-    fee: int
-    server_value: int
+from ..domain.ports import SignedSettlement
 
 
 class SignerClient:

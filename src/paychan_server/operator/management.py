@@ -36,11 +36,11 @@ from paychan_runtime.http import (
 from paychan_runtime.logs import access_log_middleware, quiet_routes
 from paychan_runtime.metrics import latency_middleware, metrics_handler
 
-from .blockchain import Blockchain
-from .config import ServerConfig
-from .params import parse_outpoint, parse_pubkey, parse_uint
-from .server_metrics import FAMILY_LABEL, ServerMetrics
-from .service import PayChanService
+from ..api.params import parse_outpoint, parse_pubkey, parse_uint
+from ..config import ServerConfig
+from ..domain.ports import Blockchain
+from ..domain.service import PayChanService
+from .metrics import FAMILY_LABEL, ServerMetrics
 from .totals import TotalsCache, TotalsSource
 
 __all__ = ["DEPS", "ManagementDeps", "channel_json", "create_management_app"]

@@ -15,9 +15,9 @@ from paychan_common.tx import OutPoint
 from paychan_common.wire_v2 import parse_v2_payment
 from paychan_runtime.http import Handler, json_response, read_json
 
-from .appkeys import MAX_BODY, SERVICE
+from ..domain.results import ExistingChannel, PaymentResult
+from .keys import MAX_BODY, SERVICE
 from .params import parse_exp_time, parse_outpoint, parse_pubkey, parse_secret
-from .service import ExistingChannel, PaymentResult
 
 
 def _result_json(r: PaymentResult) -> dict[str, object]:

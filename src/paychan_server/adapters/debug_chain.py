@@ -1,11 +1,8 @@
-"""The blockchain port, and the debug adapter: deterministic fake funding, nothing broadcast (spec 9)."""
+"""The debug blockchain adapter: deterministic fake funding, nothing broadcast (spec 9)."""
 
 from __future__ import annotations
 
-import enum
 import logging
-from dataclasses import dataclass
-from typing import Protocol
 
 from paychan_common.address import Address
 from paychan_common.channel import Funding, debug_funding
@@ -13,67 +10,9 @@ from paychan_common.hashing import sha256d
 from paychan_common.keys import PublicKey
 from paychan_common.tx import OutPoint
 
+from ..domain.ports import OutputState, TxStatus
+
 log = logging.getLogger("paychan.blockchain")
-
-
-@dataclass(frozen=True, slots=True)
-class TxStatus:
-    """What the chain says of a transaction."""
-
-    confirmations: int  # 0 = in mempool
-    known: bool  # False when neither mined nor in the mempool
-
-
-class OutputState(enum.Enum):
-    """Whether a transaction output (a channel's funding) is still spendable."""
-
-    UNSPENT = "unspent"
-    SPENT_IN_MEMPOOL = "spent_in_mempool"  # a mempool transaction spends it; the chain still has it
-    SPENT = "spent"  # gone from the chain's UTXO set (spent by a mined transaction, or never existed)
-
-
-class Blockchain(Protocol):
-    """What PayChanServer needs from Bitcoin."""
-
-    debug: bool
-
-    async def funding_by_outpoint(self, outpoint: OutPoint, client_pubkey: PublicKey, exp_time: int,
-                                  funding_address: Address) -> Funding | None:
-        """The unspent output at outpoint (value, confirmations, script), or None."""
-        ...
-
-    async def funding_by_address(self, client_pubkey: PublicKey, exp_time: int,
-                                 funding_address: Address) -> list[Funding]:
-        """Unspent outputs paying to the funding address (v1 open)."""
-        ...
-
-    async def publish(self, tx: bytes) -> str:
-        """Broadcast a transaction; return its txid."""
-        ...
-
-    async def fee_rate(self) -> int:
-        """Settlement fee rate in sat/byte."""
-        ...
-
-    async def median_time(self) -> int | None:
-        """Median time past of the chain tip (None when there is no chain)."""
-        ...
-
-    async def tx_status(self, txid: str, tx: bytes = b"") -> TxStatus:
-        """Confirmations of a transaction (tx, when given, helps nodes without a transaction index)."""
-        ...
-
-    async def output_state(self, outpoint: OutPoint) -> OutputState:
-        """Whether the output at outpoint is unspent, spent in the mempool, or spent on chain."""
-        ...
-
-    async def startup_check(self) -> None:
-        """Check the backend once at start-up (the node's chain matches the network); fatal if not."""
-        ...
-
-    async def close(self) -> None:
-        """Release connections."""
-        ...
 
 
 class DebugChain:

@@ -23,11 +23,9 @@ from paychan_common.settlement import FeeMode, SettlementInput, settlement_fee
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import OutPoint
 
-from .blockchain import Blockchain, OutputState
+from ..config import SettlementConfig
 from .clock import Clock
-from .config import SettlementConfig
-from .ports import ChannelStorePort
-from .signer_client import SignerClient
+from .ports import Blockchain, ChannelStorePort, OutputState, SignerPort
 
 log = logging.getLogger("paychan.settlement")
 alert_log = logging.getLogger("paychan.alert")
@@ -52,7 +50,7 @@ class _Retry:
 class Settler:
     """Closes channels: sign, store, publish, follow to depth; resumes, retries and schedules."""
 
-    def __init__(self, store: ChannelStorePort, signer: SignerClient, chain: Blockchain, destination: bytes,
+    def __init__(self, store: ChannelStorePort, signer: SignerPort, chain: Blockchain, destination: bytes,
                  policy: ChannelPolicy, cfg: SettlementConfig, clock: Clock) -> None:
         self.store = store
         self.signer = signer

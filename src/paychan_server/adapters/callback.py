@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from .server_metrics import ServerMetrics
+from ..operator.metrics import ServerMetrics
 
 __all__ = ["MAX_ANSWER_BYTES", "MAX_APP_DATA", "CallbackFailed", "ValueCallback"]
 

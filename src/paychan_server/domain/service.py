@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from chan_store.model import ChannelExistsAt
 from paychan_common.address import Address
 from paychan_common.channel import ChannelParams, Funding, PaymentVerifier
 from paychan_common.errors import (
-    ChannelExists,
     ChannelGone,
     ChannelNotFound,
     FundingError,
@@ -36,53 +35,20 @@ from paychan_common.settlement import FIXED_SETTLEMENT_SIZE
 from paychan_common.state import ChannelState, Family, Status
 from paychan_common.tx import OutPoint
 
-from .blockchain import Blockchain
+from ..config import ServerConfig
 from .clock import Clock
-from .config import ServerConfig
 from .hooks import PaymentHooks
-from .params import parse_pubkey
-from .ports import ChannelStorePort
+from .ports import Blockchain, ChannelStorePort
+from .results import ExistingChannel, PaymentResult, StaticChannel
 from .settler import Settler
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentResult:
-    """What a client is told after open, pay or close (spec 6.2/6.3 PaymentResult)."""
-
-    outpoint: OutPoint
-    status: str  # "open" | "closed"
-    value_left: int
-    value_received: int
-    settlement_txid: str | None
-    application_data: str = ""
-
-
-class ExistingChannel(ChannelExists):
-    """409: the channel exists at this outpoint, or an open one exists for this client key (spec 6.5)."""
-
-    def __init__(self, existing: ChannelState) -> None:
-        super().__init__(f"channel already exists ({existing.status.label})", code="channel_exists")
-        self.existing = existing
-
-
-@dataclass(frozen=True, slots=True)
-class StaticChannel:
-    """The parts of a channel that never change while it is open; cached per worker."""
-
-    client_pubkey: bytes
-    exp_time: int
-    family: Family
-    secret: bytes
-    verifier: PaymentVerifier
-    change_address: Address
-    funding_value: int = 0
 
 
 class PayChanService:
     """Open, pay and close over ChanStore, the SigningService (via Settler) and the blockchain port."""
 
     def __init__(self, cfg: ServerConfig, store: ChannelStorePort, chain: Blockchain, settler: Settler,
-                 server_pubkey: PublicKey, clock: Clock, cache_size: int = 100_000) -> None:
+                 server_pubkey: PublicKey, clock: Clock, hooks: PaymentHooks | None = None,
+                 cache_size: int = 100_000) -> None:
         self.cfg = cfg
         self.network: Network = cfg.bitcoin.net
         self.store = store
@@ -94,7 +60,7 @@ class PayChanService:
         self._cache: OrderedDict[OutPoint, StaticChannel] = OrderedDict()
         self._cache_size = cache_size
         self._keys: dict[str, PublicKey] = {}  # path key text -> validated key (hot path: no curve check)
-        self.hooks = PaymentHooks()  # metrics and the value callback (installed by app.py)
+        self.hooks = hooks if hooks is not None else PaymentHooks()  # metrics and the value callback
 
     # -- funding info -------------------------------------------------------------------------------
     def params(self, client_pubkey: PublicKey, exp_time: int) -> ChannelParams:
@@ -204,10 +170,10 @@ class PayChanService:
         return st
 
     def client_key(self, text: str) -> PublicKey:
-        """parse_pubkey(text), remembered: a path's key is checked on the curve once, not on every payment."""
+        """PublicKey.from_hex(text), remembered: a path's key is checked on the curve once, not on every payment."""
         pk = self._keys.get(text)
         if pk is None:
-            pk = parse_pubkey(text)  # raises InvalidInput; failures are not remembered
+            pk = PublicKey.from_hex(text)  # raises InvalidInput; failures are not remembered
             if len(self._keys) >= self._cache_size:
                 del self._keys[next(iter(self._keys))]
             self._keys[text] = pk

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .service import PayChanService
+from ..domain.service import PayChanService
 
 SERVICE: web.AppKey[PayChanService] = web.AppKey("service", PayChanService)
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)

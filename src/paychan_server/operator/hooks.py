@@ -1,8 +1,4 @@
-"""What happens after a payment is stored: counters, and the value callback of spec 10.6 / 7.3 step 10.
-
-PayChanService calls these hooks; the default (no metrics, no callback) does nothing, so the core runs
-unchanged in tests that build it bare. app.py installs the real ones.
-"""
+"""The operator's payment hooks: counters, and the value callback to the application (spec 10.6)."""
 
 from __future__ import annotations
 
@@ -11,18 +7,20 @@ from typing import TYPE_CHECKING
 
 from paychan_common.state import Family
 
+from ..domain.hooks import PaymentHooks
+
 if TYPE_CHECKING:
     from paychan_common.payment import Payment
 
-    from .callback import ValueCallback
-    from .server_metrics import ServerMetrics
-    from .service import PaymentResult, StaticChannel
+    from ..adapters.callback import ValueCallback
+    from ..domain.results import PaymentResult, StaticChannel
+    from .metrics import ServerMetrics
 
-__all__ = ["PaymentHooks"]
+__all__ = ["OperatorHooks"]
 
 
-class PaymentHooks:
-    """Called by PayChanService once a payment's new state is durably stored."""
+class OperatorHooks(PaymentHooks):
+    """Counts every stored payment; asks the application for application_data when a callback is set."""
 
     __slots__ = ("callback", "metrics")
 

@@ -1,0 +1,46 @@
+"""What the domain answers: a payment's result, the channel that already exists, a channel's static part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paychan_common.address import Address
+from paychan_common.channel import PaymentVerifier
+from paychan_common.errors import ChannelExists
+from paychan_common.state import ChannelState, Family
+from paychan_common.tx import OutPoint
+
+__all__ = ["ExistingChannel", "PaymentResult", "StaticChannel"]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    """What a client is told after open, pay or close (spec 6.2/6.3 PaymentResult)."""
+
+    outpoint: OutPoint
+    status: str  # "open" | "closed"
+    value_left: int
+    value_received: int
+    settlement_txid: str | None
+    application_data: str = ""
+
+
+class ExistingChannel(ChannelExists):
+    """409: the channel exists at this outpoint, or an open one exists for this client key (spec 6.5)."""
+
+    def __init__(self, existing: ChannelState) -> None:
+        super().__init__(f"channel already exists ({existing.status.label})", code="channel_exists")
+        self.existing = existing
+
+
+@dataclass(frozen=True, slots=True)
+class StaticChannel:
+    """The parts of a channel that never change while it is open; cached per worker."""
+
+    client_pubkey: bytes
+    exp_time: int
+    family: Family
+    secret: bytes
+    verifier: PaymentVerifier
+    change_address: Address
+    funding_value: int = 0
