@@ -19,7 +19,7 @@ class Family(enum.Enum):
 
 
 class Status(enum.Enum):
-    """Channel life (DESIGN.md): open -> closing -> closed.
+    """Channel life (docs/ARCHITECTURE.md): open -> closing -> closed.
 
     closing: the settlement is being signed, stored, published and followed until it has the configured
     number of confirmations; closed: it has them, or (`ChannelState.refunded`) the funding output was spent

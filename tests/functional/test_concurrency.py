@@ -1,6 +1,6 @@
 """Concurrency against the real services: racing payments on one channel, racing opens of one channel.
 
-Exactly one of two racing payments on a channel may win (DESIGN.md "The hot path"); what the clients are
+Exactly one of two racing payments on a channel may win (docs/ARCHITECTURE.md "The hot path"); what the clients are
 told must add up to what ChanStore holds.
 """
 

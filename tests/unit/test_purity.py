@@ -1,4 +1,4 @@
-"""paychan_common is the pure core (DESIGN.md): no asyncio, aiohttp, httpx, plyvel, uvloop, at run time or in
+"""paychan_common is the pure core (docs/ARCHITECTURE.md): no asyncio, aiohttp, httpx, plyvel, uvloop, at run time or in
 its source."""
 
 from __future__ import annotations

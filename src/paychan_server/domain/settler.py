@@ -1,4 +1,4 @@
-"""Settlement (spec 8, DESIGN.md "Channel life"): every close moves a channel open -> closing by
+"""Settlement (spec 8, docs/ARCHITECTURE.md "Channel life"): every close moves a channel open -> closing by
 compare-and-set; the settlement is signed and stored before it is published; it is then followed until it
 has `settlement.confirmations` confirmations (rebroadcast whenever it is neither mined nor in the mempool)
 and the channel becomes closed; closed with an empty settlement_txid (`ChannelState.refunded`) when
