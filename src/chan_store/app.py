@@ -8,6 +8,7 @@ POST /payments, GET /stats.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from chan_store.config import StoreConfig
-from chan_store.leveldb_storage import LevelDBStorage
+from chan_store.leveldb_storage import LevelDBStorage, crashing_writer, write_batches
 from chan_store.metrics import STORE_METRICS, InstrumentedStorage, StoreMetrics, store_middlewares
 from chan_store.model import ChannelExistsAt, StateConflict
 from chan_store.storage import Storage
@@ -35,6 +36,7 @@ from chan_store.wire import (
 )
 from paychan_common.errors import ChannelNotFound, InvalidInput
 from paychan_runtime.config import load_or_create_secret
+from paychan_runtime.faults import CrashHook, crash_point_from_env
 from paychan_runtime.http import (
     bearer_auth_middleware,
     http_error_json_middleware,
@@ -55,11 +57,18 @@ OPEN_PATHS = frozenset({"/health", "/metrics"})  # /metrics: counts and latencie
 StorageFactory = Callable[[StoreConfig], Storage]
 
 
-def open_leveldb(config: StoreConfig) -> Storage:
-    """The production storage: LevelDB at storage.path (parents created)."""
+def open_leveldb(config: StoreConfig, crash: CrashHook | None = None) -> Storage:
+    """The production storage: LevelDB at storage.path (parents created); `crash` arms the write crash points."""
     path = config.storage.directory
     path.parent.mkdir(parents=True, exist_ok=True)
-    return LevelDBStorage(path, sync=config.storage.sync, max_batch=config.storage.max_batch)
+    writer = write_batches if crash is None else crashing_writer(crash)
+    return LevelDBStorage(path, sync=config.storage.sync, max_batch=config.storage.max_batch, writer=writer)
+
+
+def _default_storage() -> StorageFactory:
+    """LevelDB, with the write crash points armed if PAYCHAN_CRASH_POINT says so (tests only)."""
+    crash = crash_point_from_env()
+    return open_leveldb if crash is None else functools.partial(open_leveldb, crash=crash)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -138,9 +147,11 @@ async def stats(request: web.Request) -> web.Response:
     return json_response({"counts": store.counts(), "memory": store.memory(), "storage": storage})
 
 
-def create_app(config: StoreConfig, *, storage_factory: StorageFactory = open_leveldb,
+def create_app(config: StoreConfig, *, storage_factory: StorageFactory | None = None,
                on_fatal: FatalHandler = exit_process) -> web.Application:
-    """The ChanStore app; the storage is opened and the channels loaded in a cleanup context."""
+    """The ChanStore app; the storage (default: LevelDB, crash points armed only by PAYCHAN_CRASH_POINT) is
+    opened and the channels loaded in a cleanup context."""
+    factory = storage_factory if storage_factory is not None else _default_storage()
     token = load_or_create_secret(Path(config.auth.token_file))
     metrics = StoreMetrics()
     app = web.Application(
@@ -155,7 +166,7 @@ def create_app(config: StoreConfig, *, storage_factory: StorageFactory = open_le
         if not config.storage.sync:
             log.warning("storage.sync = false: acknowledged payments can be lost on a crash "
                         "(UNSAFE, for benchmarks only)")
-        storage = InstrumentedStorage(storage_factory(config), metrics)
+        storage = InstrumentedStorage(factory(config), metrics)
         try:
             store = ChannelStore(storage, cache_size=config.storage.cache_size, on_fatal=on_fatal)
             store.load()

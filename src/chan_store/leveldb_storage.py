@@ -28,7 +28,7 @@ from chan_store.storage import (
     WriteBatch,
 )
 
-__all__ = ["BatchWriter", "LevelDBHandle", "LevelDBStorage", "LevelDBWriteBatch", "write_batches"]
+__all__ = ["BatchWriter", "LevelDBHandle", "LevelDBStorage", "LevelDBWriteBatch", "crashing_writer", "write_batches"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,17 @@ def write_batches(db: LevelDBHandle, batches: Sequence[WriteBatch], sync: bool) 
         for key, value in batch.puts:
             engine_batch.put(key, value)
     engine_batch.write()
+
+
+def crashing_writer(crash: Callable[[str], None], inner: BatchWriter = write_batches) -> BatchWriter:
+    """`inner` with the crash points store.before_write and store.after_write (paychan_runtime.faults)."""
+
+    def write(db: LevelDBHandle, batches: Sequence[WriteBatch], sync: bool) -> None:
+        crash("store.before_write")
+        inner(db, batches, sync)
+        crash("store.after_write")  # durable on disk; no waiter has been answered yet
+
+    return write
 
 
 _Waiter = tuple[WriteBatch, asyncio.Future[None]]

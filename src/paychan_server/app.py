@@ -16,6 +16,7 @@ from paychan_common.errors import ServiceUnavailable
 from paychan_common.keys import PublicKey
 from paychan_runtime.client import InternalClient
 from paychan_runtime.config import load_or_create_secret
+from paychan_runtime.faults import crash_point_from_env
 
 from .adapters.debug_chain import DebugChain
 from .adapters.signer import SignerClient
@@ -97,7 +98,7 @@ def _resources(cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[N
             raise
         clock = Clock(cfg.debug.time_offset_seconds)
         svc_settler = Settler(store, signer, chain, destination.script_pubkey, cfg.channel.policy(),
-                              cfg.settlement, clock)
+                              cfg.settlement, clock, crash=crash_point_from_env())
         features = OperatorFeatures.create(cfg, app[METRICS])
         svc = PayChanService(cfg, store, chain, svc_settler, server_pk, clock, hooks=features.hooks)
         app[SERVICE] = svc

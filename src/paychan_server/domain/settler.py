@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from paychan_common.channel import ClientSignature
@@ -51,7 +52,8 @@ class Settler:
     """Closes channels: sign, store, publish, follow to depth; resumes, retries and schedules."""
 
     def __init__(self, store: ChannelStorePort, signer: SignerPort, chain: Blockchain, destination: bytes,
-                 policy: ChannelPolicy, cfg: SettlementConfig, clock: Clock) -> None:
+                 policy: ChannelPolicy, cfg: SettlementConfig, clock: Clock,
+                 crash: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.signer = signer
         self.chain = chain
@@ -64,6 +66,7 @@ class Settler:
         self._alerted: dict[tuple[bytes, str], float] = {}
         self._published: set[bytes] = set()  # channels whose settlement this process saw accepted
         self._no_mtp = False
+        self._crash = crash  # fault-injection tests only (paychan_runtime.faults); None: no crash points
 
     # -- closing ------------------------------------------------------------------------------------
     async def settle(self, current: ChannelState, closing_src: ChannelState, min_fee: int = 0) -> ChannelState:
@@ -144,6 +147,8 @@ class Settler:
             min_fee = cap
         fee = settlement_fee(si, self.destination, dust, rate, mode, min_fee)
         signed = await self.signer.sign_settlement(si, fee, dust)
+        if self._crash is not None:
+            self._crash("settler.after_sign")
         stored = replace(closing, settlement_tx=signed.tx, settlement_txid=signed.txid, settlement_fee=signed.fee)
         try:
             stored = await self.store.compare_and_set(closing, stored)
@@ -154,6 +159,8 @@ class Settler:
             raise
         log.info("channel %s: settlement %s signed and stored (fee %d sat, %d to the destination)",
                  stored.outpoint, signed.txid, signed.fee, signed.server_value)
+        if self._crash is not None:
+            self._crash("settler.after_store")  # stored, not yet published: a restart must publish it
         return stored
 
     async def _publish(self, state: ChannelState, attempts: int) -> None:
@@ -173,6 +180,8 @@ class Settler:
                       state.settlement_txid)
         self._published.add(state.outpoint.serialize())
         log.info("channel %s: settlement %s published", state.outpoint, txid)
+        if self._crash is not None:
+            self._crash("settler.after_publish")
 
     async def _on_depth(self, state: ChannelState, confirmations: int) -> ChannelState:
         """Closed once the settlement has the configured confirmations."""
