@@ -33,15 +33,24 @@ def load_config(path: str | os.PathLike[str], model: type[M]) -> M:
     """Load one TOML file into `model`; the error names the file and the key."""
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text())
+        text = p.read_text()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {p}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config {p}: {exc}") from None
+    return parse_config(text, model, str(p))
+
+
+def parse_config(text: str, model: type[M], source: str = "<config>") -> M:
+    """Parse TOML text into `model`; ConfigError naming `source` and the key on anything wrong."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot read config {source}: {exc}") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"invalid config {p}: {validation_summary(exc)}") from None
+        raise ConfigError(f"invalid config {source}: {validation_summary(exc)}") from None
 
 
 def validation_summary(exc: ValidationError, root: str = "<root>") -> str:
