@@ -242,7 +242,8 @@ class LevelDBStorage:
             self._fail(StorageError("group write interrupted"), group)
             raise
         except Exception as exc:  # any writer failure must reach the waiters, never a silent success
-            logger.exception("LevelDB group write of %d batches failed; storage is now fail-stop", len(group))
+            # One line, no traceback: the store above logs the one CRITICAL line of the fail-stop.
+            logger.error("LevelDB group write of %d batches failed; storage is now fail-stop: %r", len(group), exc)
             self._fail(exc, group)
             return
         self._commits += 1
