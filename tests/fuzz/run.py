@@ -44,14 +44,17 @@ def run_target(target: str, seconds: float, work: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Command line; exit 1 if any target crashed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("targets", nargs="*", default=list(TARGETS), choices=[*TARGETS, []])
+    parser.add_argument("targets", nargs="*", metavar="TARGET", help=f"default: all of {', '.join(TARGETS)}")
     parser.add_argument("--seconds", type=float, default=600.0, help="per target (default 600: the long run)")
     parser.add_argument("--work", type=Path, default=None, help="corpus and crash folder (kept between runs)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    unknown = set(args.targets) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
     work = args.work or Path(tempfile.mkdtemp(prefix="paychan-fuzz-"))
     results = []
-    for target in args.targets:
+    for target in args.targets or TARGETS:
         result = run_target(target, args.seconds, work)
         results.append(result)
         print(json.dumps({k: v for k, v in result.items() if k != "tail"}), flush=True)
