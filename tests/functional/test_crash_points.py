@@ -16,13 +16,23 @@ import pytest
 
 from chan_store.leveldb_storage import LevelDBStorage
 from chan_store.verify import StoreReport, verify_storage
+from paychan_client import TransportError
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import Transaction
 from paychan_runtime.faults import ENV_VAR, EXIT_CRASH_POINT
 from tests.functional.channel_helper import CLIENT_REFUND, TestChannel
-from tests.functional.regtest_node import wait_for
+from tests.functional.regtest_node import RegtestNode, wait_for
 from tests.functional.services import Services
-from tests.functional.test_regtest_support import stored_state, wait_state
+from tests.functional.test_regtest_settlement import fund_and_open, pay_n
+from tests.functional.test_regtest_support import (
+    all_blocks,
+    client,
+    mempool_accepts,
+    regtest_services,
+    spender_of,
+    stored_state,
+    wait_state,
+)
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -153,3 +163,41 @@ def test_unknown_crash_point_refuses_to_start(tmp_path: Path) -> None:
     assert exit_code(svc.store.proc) == 2
     wait_for(lambda: "unknown crash point" in svc.store.tail(), timeout=10, description="one-line error")
     assert "Traceback" not in svc.store.tail()
+
+
+@pytest.mark.regtest
+def test_settler_crash_between_storing_and_publishing_on_a_real_node(regtest_node: RegtestNode,
+                                                                     tmp_path: Path) -> None:
+    node = regtest_node
+    svc = regtest_services(tmp_path / "svc", node)
+    svc.server.env[ENV_VAR] = "settler.after_store"
+    refund = node.rpc("getnewaddress", "", "legacy")
+    try:
+        svc.start()
+        with client(svc) as c:
+            ch = pay_n(c, fund_and_open(c, node, "v2.3", refund_address=refund), 3)
+            log.info("the close ends PayChanServer after the signed settlement is stored, before it is published")
+            with pytest.raises(TransportError):
+                c.close(ch, refund, fee=2_000)
+            assert exit_code(svc.server.proc) == EXIT_CRASH_POINT
+            crashed = stored_state(svc, ch.funding_outpoint)
+            assert crashed is not None and crashed.status is Status.CLOSING and crashed.settlement_tx
+            assert crashed.settlement_txid not in node.rpc("getrawmempool")  # never published
+            verdict = mempool_accepts(node, crashed.settlement_tx.hex())
+            assert verdict["allowed"], verdict  # the stored settlement is valid for a real node
+            log.info("restart: the follow-up loop publishes the stored settlement, and only it")
+            del svc.server.env[ENV_VAR]
+            svc.server.start()
+            wait_for(lambda: crashed.settlement_txid in node.rpc("getrawmempool"), timeout=60,
+                     description="the stored settlement published")
+            node.mine(1)
+            closed = wait_state(svc, ch.funding_outpoint, lambda s: s.status is Status.CLOSED, what="closed")
+            assert closed.settlement_txid == crashed.settlement_txid
+            assert spender_of(node, ch.funding_outpoint, all_blocks(node)) == [crashed.settlement_txid]
+            again = c.close(ch, refund, fee=2_000)
+            assert again.settlement_txid == crashed.settlement_txid
+    except BaseException:
+        log.error("service logs:\n%s", svc.logs())
+        raise
+    finally:
+        svc.stop()
