@@ -1,5 +1,6 @@
 """Fuzz the SigningService's request body (POST /sign_settlement): SettlementRequest.from_json, then every
-policy check (approve); whatever passes must be a settlement paying the configured destination."""
+policy check (approve); whatever passes spends only the channel, pays only the client's change and the
+configured destination, and pays a fee within the cap."""
 
 from __future__ import annotations
 
@@ -29,8 +30,11 @@ def harness(data: bytes) -> None:
     approved = rejects_cleanly(lambda: approve(req, POLICY))
     if approved is None:
         return
-    scripts = [out.script_pubkey for out in approved.tx.outputs]
-    assert POLICY.destination.script_pubkey in scripts and approved.fee <= POLICY.max_fee
+    # The server's output may be absent: below the dust limit it goes to the fee (settlement.unsigned_settlement).
+    outputs = approved.tx.outputs
+    allowed = {POLICY.destination.script_pubkey, approved.settlement.change_script}
+    assert all(out.script_pubkey in allowed for out in outputs), outputs
+    assert approved.fee == req.funding_value - sum(out.value for out in outputs) <= POLICY.max_fee
     assert [i.prevout for i in approved.tx.inputs] == [approved.settlement.outpoint]
 
 
