@@ -29,6 +29,7 @@ import json
 import logging
 import random
 import re
+import statistics
 import sys
 import tempfile
 import threading
@@ -69,6 +70,7 @@ class Report:
     regtest: bool = False
     seconds: float = 0.0
     kills: dict[str, int] = field(default_factory=dict)
+    restart_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
     channels: int = 0
     opened: int = 0
     payments_acknowledged: int = 0
@@ -207,6 +209,8 @@ def run_chaos(root: Path, *, kills_each: int, seconds: float, seed: int, clients
         injector = Injector(targets, random.Random(rng.random()), kills_each, time.monotonic() + seconds)
         injector.run()
         report.kills = dict(injector.kills)
+        report.restart_seconds = {name: {"median": round(statistics.median(times), 2), "max": round(max(times), 2)}
+                                  for name, times in sorted(injector.restarts.items())}
         report.violations.extend(f"injector: {e}" for e in injector.errors)
         stop.set()
         for thread in threads:

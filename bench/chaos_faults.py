@@ -62,7 +62,10 @@ def _listens(pid: int, port: int) -> bool:
     return False
 
 
-def wait_until(predicate: Callable[[], bool], description: str, timeout: float = 60.0) -> None:
+RESTART_TIMEOUT = 300.0  # a restart slower than this fails the run; generous: the machine may be shared and loaded
+
+
+def wait_until(predicate: Callable[[], bool], description: str, timeout: float = RESTART_TIMEOUT) -> None:
     """Poll quickly (restarts are what the soak waits for most)."""
     wait_for(predicate, timeout, 0.01, max_interval=0.1, description=description)
 
@@ -153,6 +156,7 @@ class Injector:
     gap: tuple[float, float] = (0.05, 0.4)
     min_up: tuple[float, float] = (0.3, 1.2)
     kills: Counter[str] = field(default_factory=Counter)
+    restarts: dict[str, list[float]] = field(default_factory=dict)  # seconds from kill to serving again
     errors: list[str] = field(default_factory=list)
 
     def run(self) -> None:
@@ -181,8 +185,10 @@ class Injector:
     def _cycle(self, target: Target, eligible_at: dict[str, float]) -> None:
         try:
             target.kill()
+            killed = time.monotonic()
             self.kills[target.name] += 1
             target.restore()
+            self.restarts.setdefault(target.name, []).append(time.monotonic() - killed)
         except Exception as exc:  # noqa: BLE001 - a target that cannot restart ends the run as a failure
             self.errors.append(f"{target.name}: {exc!r}")
         eligible_at[target.name] = time.monotonic() + self.rng.uniform(*self.min_up)

@@ -21,7 +21,7 @@ from tests.functional.regtest_node import BitcoindError, RegtestNode, RpcError, 
 from tests.functional.services import Services
 from tests.functional.test_regtest_support import regtest_services
 
-from chaos_faults import Target
+from chaos_faults import RESTART_TIMEOUT, Target
 from paychan_common.keys import PrivateKey, PublicKey
 from paychan_common.network import Network
 from paychan_common.state import ChannelState
@@ -87,7 +87,7 @@ class RegtestWorld(Target):
         ports = [self.node.rpc_port, self.node.p2p_port]
         with self.lock:
             with mock.patch.object(harness, "_reserve_ports", lambda count: ports):
-                self.node.start()
+                self.node.start(timeout=RESTART_TIMEOUT)
             try:
                 self.node.rpc("loadwallet", "w")
             except RpcError as exc:
