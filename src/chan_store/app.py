@@ -26,6 +26,7 @@ from chan_store.wire import (
     ListQuery,
     error_json,
     outpoint_hex,
+    parse_cas_body,
     parse_outpoint,
     parse_payments_request,
     parse_state,
@@ -120,15 +121,7 @@ async def apply_payments(request: web.Request) -> web.Response:
 async def compare_and_set(request: web.Request) -> web.Response:
     """POST /channels/{outpoint}/cas {"expected": sha256hex, "state"} -> {"state"}; 409 with "current"."""
     outpoint = parse_outpoint(request.match_info["outpoint"])
-    body = require_object(await read_json(request, MAX_BODY_BYTES))
-    expected_hex = body.get("expected")
-    if not isinstance(expected_hex, str) or len(expected_hex) != 64:
-        raise InvalidInput("expected must be 64 hex characters (SHA256 of the current state)")
-    try:
-        expected = bytes.fromhex(expected_hex)
-    except ValueError:
-        raise InvalidInput("expected is not valid hex") from None
-    state = parse_state(body.get("state"))
+    expected, state = parse_cas_body(await read_json(request, MAX_BODY_BYTES))
     if state.outpoint != outpoint:
         raise InvalidInput("the state's outpoint differs from the one in the path")
     try:

@@ -241,7 +241,7 @@ class LevelDBStorage:
         except asyncio.CancelledError:
             self._fail(StorageError("group write interrupted"), group)
             raise
-        except Exception as exc:  # any writer failure must reach the waiters, never a silent success
+        except Exception as exc:  # noqa: BLE001 - any writer failure must reach the waiters, never a silent success
             # One line, no traceback: the store above logs the one CRITICAL line of the fail-stop.
             logger.error("LevelDB group write of %d batches failed; storage is now fail-stop: %r", len(group), exc)
             self._fail(exc, group)

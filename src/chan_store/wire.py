@@ -31,6 +31,7 @@ __all__ = [
     "ListQuery",
     "error_json",
     "outpoint_hex",
+    "parse_cas_body",
     "parse_outpoint",
     "parse_payment_result",
     "parse_payments_request",
@@ -78,6 +79,19 @@ def state_hex(state: ChannelState) -> str:
 def parse_state(text: object, what: str = "state") -> ChannelState:
     """A channel state from the hex of its serialization."""
     return ChannelState.parse(parse_hex(text, what, max_len=2 * MAX_STATE_BYTES))
+
+
+def parse_cas_body(body: object) -> tuple[bytes, ChannelState]:
+    """(expected SHA256, new state) of a `POST /channels/{outpoint}/cas` body."""
+    fields = require_object(body)
+    expected_hex = fields.get("expected")
+    if not isinstance(expected_hex, str) or len(expected_hex) != 64:
+        raise InvalidInput("expected must be 64 hex characters (SHA256 of the current state)")
+    try:
+        expected = bytes.fromhex(expected_hex)
+    except ValueError:
+        raise InvalidInput("expected is not valid hex") from None
+    return expected, parse_state(fields.get("state"))
 
 
 def parse_status(text: object) -> Status:

@@ -50,6 +50,12 @@ def verified(root: Path) -> StoreReport:
         asyncio.run(storage.close())
 
 
+def assert_one_channel_closed(root: Path) -> None:
+    """The stopped store is consistent and holds exactly one channel, closed."""
+    report = verified(root)
+    assert report.ok and report.counts == {"open": 0, "closing": 0, "closed": 1}, report.problems
+
+
 def exit_code(svc_proc: object) -> int | None:
     """Wait (bounded) for a crashed process and return its exit status."""
     proc = svc_proc
@@ -109,9 +115,7 @@ def test_chanstore_crash_point_keeps_every_acknowledged_payment(tmp_path: Path, 
         r = httpx.put(svc.url + ch.seed_url + "/close", json=ch.v2_body(failed - 1, CLIENT_REFUND), timeout=30)
         assert r.status_code == 200 and r.json()["channel_status"] == "closed", r.text
         svc.stop()
-        after = verified(svc.root)
-        assert after.ok, after.problems
-        assert after.counts == {"open": 0, "closing": 0, "closed": 1}
+        assert_one_channel_closed(svc.root)
     except BaseException:
         log.error("service logs:\n%s", svc.logs())
         raise
@@ -147,8 +151,7 @@ def test_settler_crash_point_settles_once_after_restart(tmp_path: Path, point: s
         r = httpx.put(svc.url + ch.seed_url + "/close", json=ch.v2_body(change, CLIENT_REFUND), timeout=30)
         assert r.status_code == 200 and r.json()["settlement_txid"] == closed.settlement_txid, r.text
         svc.stop()
-        report = verified(svc.root)
-        assert report.ok and report.counts == {"open": 0, "closing": 0, "closed": 1}, report.problems
+        assert_one_channel_closed(svc.root)
     except BaseException:
         log.error("service logs:\n%s", svc.logs())
         raise

@@ -20,7 +20,7 @@ from chan_store.store import EXIT_FAIL_STOP
 from paychan_common.state import Status
 from tests.functional.channel_helper import CLIENT_REFUND, TestChannel
 from tests.functional.services import Services
-from tests.functional.test_crash_points import OPEN_PRICE, verified
+from tests.functional.test_crash_points import OPEN_PRICE, assert_one_channel_closed
 from tests.functional.test_regtest_support import stored_state
 
 log = logging.getLogger("paychan.tests")
@@ -101,8 +101,7 @@ def test_chanstore_fail_stops_on_a_full_disk_and_restarts_once_space_is_freed(tm
         r = httpx.put(svc.url + ch.seed_url + "/close", json=ch.v2_body(failed - 2, CLIENT_REFUND), timeout=30)
         assert r.status_code == 200 and r.json()["channel_status"] == "closed", r.text
         svc.stop()
-        report = verified(small_fs)
-        assert report.ok and report.counts == {"open": 0, "closing": 0, "closed": 1}, report.problems
+        assert_one_channel_closed(small_fs)
     except BaseException:
         log.error("service logs:\n%s", svc.logs())
         raise

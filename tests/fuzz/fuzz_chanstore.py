@@ -16,13 +16,13 @@ with atheris.instrument_imports(include=INSTRUMENTED):
     from chan_store.store import ChannelStore
     from chan_store.wire import (
         ListQuery,
+        parse_cas_body,
         parse_outpoint,
         parse_payment_result,
         parse_payments_request,
         parse_state,
         require_object,
     )
-    from paychan_common.errors import InvalidInput
     from tests.fuzz.common import NOT_JSON, json_input, main, rejects_cleanly, text_input
     from tests.fuzz.seeds import chanstore_bodies, sample_states
 
@@ -47,15 +47,8 @@ def store() -> ChannelStore:
 
 
 def _cas(body: Any) -> Any:
-    fields = require_object(body)
-    expected = fields.get("expected")
-    if not isinstance(expected, str) or len(expected) != 64:
-        raise InvalidInput("expected")
-    try:
-        digest = bytes.fromhex(expected)
-    except ValueError:
-        raise InvalidInput("expected hex") from None
-    return LOOP.run_until_complete(store().compare_and_set(digest, parse_state(fields.get("state"))))
+    expected, state = parse_cas_body(body)
+    return LOOP.run_until_complete(store().compare_and_set(expected, state))
 
 
 def harness(data: bytes) -> None:
