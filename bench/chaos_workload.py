@@ -124,6 +124,7 @@ class Client:
         chan.lowest_sent = change
         if chan.family == "v2.3":
             chan.secret = ch.secret(change)
+        refusals = 0
         while not self.stop.is_set():
             if chan.family == "v1":
                 r = self.request("open", "POST", f"{self.base}/v1/channels/new", params={
@@ -137,7 +138,13 @@ class Client:
             if r is None:
                 self.backoff()
                 continue
-            if r.status_code in (201, 409):  # 409: our own open, stored by an earlier attempt
+            if r.status_code == 409 and "Location" not in r.headers:  # refused, e.g. funding not yet deep enough
+                refusals += 1  # (regtest: a SIGKILLed node may come back without its last blocks)
+                if refusals > 60:
+                    return False
+                self.stop.wait(0.5)
+                continue
+            if r.status_code in (201, 409):  # 409 with Location: our own open, stored by an earlier attempt
                 chan.url = r.headers.get("Location", "").split("?")[0] if chan.family == "v1" else ""
                 if r.status_code == 201 and r.json().get("value_received") != price:
                     self.tally.bad(f"open of {chan.family} reports {r.text}")
