@@ -36,7 +36,7 @@ from paychan_common.state import ChannelState, Family, Status
 from paychan_common.tx import OutPoint
 
 from ..config import ServerConfig
-from .clock import Clock
+from .clock import ClockPort
 from .hooks import PaymentHooks
 from .ports import Blockchain, ChannelStorePort
 from .results import ExistingChannel, PaymentResult, StaticChannel
@@ -47,7 +47,7 @@ class PayChanService:
     """Open, pay and close over ChanStore, the SigningService (via Settler) and the blockchain port."""
 
     def __init__(self, cfg: ServerConfig, store: ChannelStorePort, chain: Blockchain, settler: Settler,
-                 server_pubkey: PublicKey, clock: Clock, hooks: PaymentHooks | None = None,
+                 server_pubkey: PublicKey, clock: ClockPort, hooks: PaymentHooks | None = None,
                  cache_size: int = 100_000) -> None:
         self.cfg = cfg
         self.network: Network = cfg.bitcoin.net

@@ -24,7 +24,7 @@ from paychan_common.state import ChannelState, Status
 from paychan_common.tx import OutPoint
 
 from ..config import SettlementConfig
-from .clock import Clock
+from .clock import ClockPort
 from .ports import Blockchain, ChannelStorePort, OutputState, SignerPort
 
 log = logging.getLogger("paychan.settlement")
@@ -51,7 +51,7 @@ class Settler:
     """Closes channels: sign, store, publish, follow to depth; resumes, retries and schedules."""
 
     def __init__(self, store: ChannelStorePort, signer: SignerPort, chain: Blockchain, destination: bytes,
-                 policy: ChannelPolicy, cfg: SettlementConfig, clock: Clock) -> None:
+                 policy: ChannelPolicy, cfg: SettlementConfig, clock: ClockPort) -> None:
         self.store = store
         self.signer = signer
         self.chain = chain
@@ -166,7 +166,7 @@ class Settler:
             except ServiceUnavailable:
                 if attempt + 1 >= attempts:
                     raise
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
                 delay *= 2
         if txid != state.settlement_txid:
             log.error("channel %s: node accepted %s but the stored settlement is %s", state.outpoint, txid,
@@ -233,7 +233,6 @@ class Settler:
 
     async def follow_closings(self) -> int:
         """One follow-up step for every closing channel whose retry is due; returns how many are closing."""
-        loop = asyncio.get_running_loop()
         now = await self.chain_now()
         seen = 0
         after: OutPoint | None = None
@@ -243,7 +242,7 @@ class Settler:
                 seen += 1
                 key = state.outpoint.serialize()
                 retry = self._retry.get(key)
-                if retry is not None and retry.next_at > loop.time():
+                if retry is not None and retry.next_at > self.clock.monotonic():
                     continue
                 try:
                     state = await self.finish(state)
@@ -268,7 +267,7 @@ class Settler:
         old = self._retry.get(key)
         cap = self.cfg.retry_max_interval_seconds
         delay = self.cfg.retry_interval_seconds if old is None else min(old.delay * 2, cap)
-        self._retry[key] = _Retry(delay, asyncio.get_running_loop().time() + delay)
+        self._retry[key] = _Retry(delay, self.clock.monotonic() + delay)
         log.warning("settlement of channel %s not finished (%s); next attempt in %.1f s", state.outpoint,
                     exc.message, delay)
         if not isinstance(exc, ServiceUnavailable | Conflict | ChannelGone):  # refused by the signer or the node
@@ -276,7 +275,7 @@ class Settler:
 
     def _alert(self, key: bytes, kind: str, message: str, *args: object) -> None:
         """An ALERT log line, repeated at most every ALERT_REPEAT_SECONDS per channel and kind."""
-        loop_time = asyncio.get_running_loop().time()
+        loop_time = self.clock.monotonic()
         last = self._alerted.get((key, kind))
         if last is not None and loop_time - last < ALERT_REPEAT_SECONDS:
             return
@@ -328,16 +327,15 @@ class Settler:
 
     async def run(self) -> None:
         """Background loop: follow closing channels every retry interval, settle expiring ones periodically."""
-        loop = asyncio.get_running_loop()
-        next_schedule = loop.time()
+        next_schedule = self.clock.monotonic()
         while True:
             try:
                 await self.follow_closings()
-                if loop.time() >= next_schedule:
-                    next_schedule = loop.time() + self.cfg.scheduler_interval_seconds
+                if self.clock.monotonic() >= next_schedule:
+                    next_schedule = self.clock.monotonic() + self.cfg.scheduler_interval_seconds
                     await self.settle_expiring()
             except PaychanError as exc:
                 log.warning("settlement loop: %s", exc.message)
             except Exception:
                 log.exception("settlement loop error")
-            await asyncio.sleep(self.cfg.retry_interval_seconds)
+            await self.clock.sleep(self.cfg.retry_interval_seconds)
