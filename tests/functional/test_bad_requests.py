@@ -24,7 +24,7 @@ import pytest
 
 from paychan_common.keys import PrivateKey
 from paychan_common.tx import OutPoint
-from tests.functional.channel_helper import CLIENT_REFUND, NONE_ACP, SINGLE_ACP, TestChannel
+from tests.support.channels import CLIENT_REFUND, NONE_ACP, SINGLE_ACP, TestChannel
 from tests.functional.services import Services, wait_until
 
 log = logging.getLogger("paychan.tests")

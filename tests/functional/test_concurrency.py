@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from paychan_common.state import ChannelState
-from tests.functional.channel_helper import CLIENT_REFUND, TestChannel
+from tests.support.channels import CLIENT_REFUND, TestChannel
 from tests.functional.services import Services
 
 log = logging.getLogger("paychan.tests")

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from paychan_common.state import ChannelState
-from tests.functional.channel_helper import TestChannel
+from tests.support.channels import TestChannel
 from tests.functional.services import Services, wait_until
 
 log = logging.getLogger("paychan.tests")

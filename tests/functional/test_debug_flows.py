@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from paychan_common.keys import PrivateKey
-from tests.functional.channel_helper import CLIENT_REFUND, NONE_ACP, TestChannel
+from tests.support.channels import CLIENT_REFUND, NONE_ACP, TestChannel
 from tests.functional.services import Services
 
 log = logging.getLogger("paychan.tests")

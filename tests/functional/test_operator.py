@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.functional.channel_helper import TestChannel
+from tests.support.channels import TestChannel
 from tests.functional.regtest_node import wait_for
 from tests.functional.services import Services, free_port, now
 

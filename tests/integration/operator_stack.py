@@ -25,7 +25,7 @@ from paychan_server.operator.metrics import METRICS
 from signing_service.app import create_app as create_signing_app
 from signing_service.config import SigningConfig
 from signing_service.keystore import load_server_key
-from tests.functional.channel_helper import TestChannel
+from tests.support.channels import TestChannel
 from tests.functional.services import deep_merge
 
 INTERNAL_TOKEN = "1n7ernal" * 8

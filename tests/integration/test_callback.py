@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from paychan_server.config import ServerConfig
-from tests.functional.channel_helper import CLIENT_REFUND, TestChannel
+from tests.support.channels import CLIENT_REFUND, TestChannel
 from tests.integration.operator_stack import AiohttpClient, AiohttpServer, Stack, exp_time, free_port, start_stack
 
 Behaviour = Callable[[dict[str, Any]], Awaitable[web.Response]]

@@ -12,7 +12,7 @@ import pytest
 
 from paychan_server.config import ServerConfig
 from paychan_server.operator.totals import BUCKETS, bucket_index
-from tests.functional.channel_helper import TestChannel
+from tests.support.channels import TestChannel
 from tests.integration.operator_stack import (
     METRICS_TOKEN,
     AiohttpClient,

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.functional.channel_helper import CLIENT_REFUND, TestChannel
+from tests.support.channels import CLIENT_REFUND, TestChannel
 from tests.integration.operator_stack import INTERNAL_TOKEN, Stack, exp_time, stack
 
 __all__ = ["stack"]

@@ -1,4 +1,5 @@
-"""Builds client requests for the functional tests from the core primitives (an independent client)."""
+"""Channel builders for every tier: `Chan` (both private keys known: payments, signatures and stored states) and
+`TestChannel` (a client in debug mode: the JSON bodies and paths of the HTTP routes)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,97 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paychan_common.address import Address
-from paychan_common.channel import ChannelParams, ClientSignature, debug_funding, sign_payment
+from paychan_common.channel import (
+    DEBUG_FUNDING_VALUE,
+    ChannelParams,
+    ClientSignature,
+    Funding,
+    PaymentVerifier,
+    debug_funding,
+    sign_payment,
+)
 from paychan_common.keys import PrivateKey, PublicKey
 from paychan_common.network import Network
+from paychan_common.payment import Payment
+from paychan_common.rules import ChannelPolicy, open_state
 from paychan_common.sighash import NONE_ACP, SINGLE_ACP
+from paychan_common.state import ChannelState, Family
 from paychan_common.tx import OutPoint
 from paychan_common.wire_v1 import encode_v1_payload
+
+__all__ = ["CLIENT_REFUND", "DEBUG_SERVER_PK", "NONE_ACP", "SINGLE_ACP", "Chan", "TestChannel", "make_chan"]
 
 DEBUG_SERVER_PK = PublicKey.from_hex("0225b3aaf58992a8cc909522c2ec859ef218fd29fda0a6723cfb4e0529f80cc8f3")
 CLIENT_REFUND = "n4XmX91N5FfccY678vaG1ELNtXh6skVES7"
 
 
+@dataclass(frozen=True)
+class Chan:
+    """A channel with both private keys known, for building and signing payments in tests."""
+
+    client: PrivateKey
+    server: PrivateKey
+    params: ChannelParams
+    funding: Funding
+    verifier: PaymentVerifier
+
+    @property
+    def redeem_script(self) -> bytes:
+        return self.params.redeem_script
+
+    @property
+    def funding_address(self) -> Address:
+        return self.params.funding_address
+
+    @property
+    def outpoint(self) -> OutPoint:
+        return self.funding.outpoint
+
+    def sign(self, change_value: int, change_script: bytes | None = None, sighash: int = SINGLE_ACP,
+             ) -> ClientSignature:
+        """The client's signature of a payment (change to the funding address by default)."""
+        script = self.funding_address.script_pubkey if change_script is None else change_script
+        return sign_payment(self.client.secret, self.outpoint, self.redeem_script, change_value, script, sighash)
+
+    def payment(self, change_value: int, *, sighash: int = SINGLE_ACP, address: Address | None = None,
+                full: bool = True) -> Payment:
+        """A v2 payment (full: with outpoint, redeem script and change address)."""
+        addr = self.funding_address if address is None else address
+        sig = self.sign(change_value, addr.script_pubkey, sighash)
+        if not full:
+            return Payment(change_value=change_value, signature=sig)
+        return Payment(change_value=change_value, signature=sig, outpoint=self.outpoint,
+                       redeem_script=self.redeem_script, change_address=addr.text)
+
+    def opened(self, change_value: int, *, family: Family = Family.V2_SEED, address: Address | None = None,
+               now: int = 1_700_000_000, policy: ChannelPolicy | None = None) -> ChannelState:
+        """The state ChanStore holds after an opening payment leaving change_value (rules.open_state)."""
+        addr = self.funding_address if address is None else address
+        payment = self.payment(change_value, address=addr, full=False)
+        return open_state(self.params, self.funding, payment, self.verifier, addr, family,
+                          policy or ChannelPolicy(funding_min_conf=0), now).state
+
+
+def make_chan(client_secret: bytes, server_secret: bytes, exp_time: int, network: Network,
+              outpoint: OutPoint | None = None, funding_value: int = DEBUG_FUNDING_VALUE,
+              confirmations: int = 0) -> Chan:
+    """Build a channel; debug funding unless an outpoint is given."""
+    client = PrivateKey(client_secret)
+    server = PrivateKey(server_secret)
+    params = ChannelParams(client.public_key, server.public_key, exp_time, network)
+    spk = params.funding_address.script_pubkey
+    if outpoint is None:
+        funding = debug_funding(params.client_pubkey, exp_time, spk)
+        funding = Funding(funding.outpoint, funding_value, confirmations, spk)
+    else:
+        funding = Funding(outpoint, funding_value, confirmations, spk)
+    verifier = PaymentVerifier(params.client_pubkey, funding.outpoint, params.redeem_script)
+    return Chan(client, server, params, funding, verifier)
+
+
 @dataclass
 class TestChannel:
-    """One client channel in debug mode (fake funding derived from the key)."""
+    """One client channel in debug mode (fake funding derived from the key), as the HTTP routes see it."""
 
     __test__ = False
 
@@ -95,6 +173,3 @@ class TestChannel:
     def v23_url(self) -> str:
         """v2.3.0 channel path."""
         return f"/v2/channels/{self.op.display_txid}/{self.op.vout}"
-
-
-__all__ = ["CLIENT_REFUND", "DEBUG_SERVER_PK", "NONE_ACP", "SINGLE_ACP", "TestChannel"]
