@@ -24,8 +24,8 @@ import pytest
 
 from paychan_common.keys import PrivateKey
 from paychan_common.tx import OutPoint
-from tests.support.channels import CLIENT_REFUND, NONE_ACP, SINGLE_ACP, TestChannel
 from tests.functional.services import Services, wait_until
+from tests.support.channels import CLIENT_REFUND, NONE_ACP, SINGLE_ACP, TestChannel
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from paychan_common.state import ChannelState
-from tests.support.channels import CLIENT_REFUND, TestChannel
 from tests.functional.services import Services
+from tests.support.channels import CLIENT_REFUND, TestChannel
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional

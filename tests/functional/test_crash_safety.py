@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from paychan_common.state import ChannelState
-from tests.support.channels import TestChannel
 from tests.functional.services import Services, wait_until
+from tests.support.channels import TestChannel
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from paychan_common.keys import PrivateKey
-from tests.support.channels import CLIENT_REFUND, NONE_ACP, TestChannel
 from tests.functional.services import Services
+from tests.support.channels import CLIENT_REFUND, NONE_ACP, TestChannel
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional

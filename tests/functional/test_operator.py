@@ -16,9 +16,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.channels import TestChannel
 from tests.functional.regtest_node import wait_for
 from tests.functional.services import Services, free_port, now
+from tests.support.channels import TestChannel
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional

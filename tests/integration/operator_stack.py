@@ -25,8 +25,8 @@ from paychan_server.operator.metrics import METRICS
 from signing_service.app import create_app as create_signing_app
 from signing_service.config import SigningConfig
 from signing_service.keystore import load_server_key
-from tests.support.channels import TestChannel
 from tests.functional.services import deep_merge
+from tests.support.channels import TestChannel
 
 INTERNAL_TOKEN = "1n7ernal" * 8
 MGMT_TOKEN = "m4nagement" * 6

@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from paychan_server.config import ServerConfig
-from tests.support.channels import CLIENT_REFUND, TestChannel
 from tests.integration.operator_stack import AiohttpClient, AiohttpServer, Stack, exp_time, free_port, start_stack
+from tests.support.channels import CLIENT_REFUND, TestChannel
 
 Behaviour = Callable[[dict[str, Any]], Awaitable[web.Response]]
 

@@ -12,7 +12,6 @@ import pytest
 
 from paychan_server.config import ServerConfig
 from paychan_server.operator.totals import BUCKETS, bucket_index
-from tests.support.channels import TestChannel
 from tests.integration.operator_stack import (
     METRICS_TOKEN,
     AiohttpClient,
@@ -22,6 +21,7 @@ from tests.integration.operator_stack import (
     stack,
     start_stack,
 )
+from tests.support.channels import TestChannel
 
 __all__ = ["stack"]
 

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.channels import CLIENT_REFUND, TestChannel
 from tests.integration.operator_stack import INTERNAL_TOKEN, Stack, exp_time, stack
+from tests.support.channels import CLIENT_REFUND, TestChannel
 
 __all__ = ["stack"]
 
