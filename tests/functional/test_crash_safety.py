@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from paychan_common.state import ChannelState
-from tests.functional.services import Services, wait_until
 from tests.support.channels import TestChannel
+from tests.support.services import Services, wait_until
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional

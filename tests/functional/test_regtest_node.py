@@ -10,7 +10,7 @@ import pytest
 from bitcoin.core.script import OP_TRUE, CScript
 from bitcoin.wallet import P2SHBitcoinAddress
 
-from tests.functional.regtest_node import RegtestNode, RpcError, find_bitcoind, wait_for
+from tests.support.regtest import RegtestNode, RpcError, find_bitcoind, wait_for
 
 pytestmark = pytest.mark.regtest
 

@@ -9,10 +9,8 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.operator_stack import INTERNAL_TOKEN, Stack, exp_time, stack
 from tests.support.channels import CLIENT_REFUND, TestChannel
-
-__all__ = ["stack"]
+from tests.support.stack import INTERNAL_TOKEN, Stack, exp_time
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -38,6 +39,7 @@ from signing_service.__main__ import main
 from signing_service.app import create_app
 from signing_service.config import SigningConfig
 from signing_service.keystore import DEBUG_SEED, KeyFileError, load_server_key
+from tests.support.ports import reserve_port
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -92,27 +94,9 @@ def config_dict(tmp_path: Path, **sections: Any) -> dict[str, Any]:
     return base
 
 
-def toml_text(data: dict[str, Any]) -> str:
-    """A tiny TOML writer for the config shape (top-level scalars, then one level of tables)."""
-
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int):
-            return str(v)
-        return json.dumps(v)
-
-    lines = [f"{k} = {scalar(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    for k, v in data.items():
-        if isinstance(v, dict):
-            lines.append(f"[{k}]")
-            lines += [f"{kk} = {scalar(vv)}" for kk, vv in v.items()]
-    return "\n".join(lines) + "\n"
-
-
 def write_config(tmp_path: Path, data: dict[str, Any], name: str = "signing.toml") -> Path:
     path = tmp_path / name
-    path.write_text(toml_text(data))
+    path.write_text(tomli_w.dumps(data))
     return path
 
 
@@ -508,13 +492,6 @@ def test_main_exits_2_on_bad_config(tmp_path: Path, capsys: pytest.CaptureFixtur
 # ---------------------------------------------------------------- a real process
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class UnixHTTPConnection(http.client.HTTPConnection):
     """http.client over a unix socket."""
 
@@ -567,7 +544,7 @@ def wait_ready(proc: subprocess.Popen[bytes], connect: Connect, timeout: float =
 def test_real_process_signs_and_stops_cleanly(tmp_path: Path, transport: str) -> None:
     connect: Connect
     if transport == "tcp":
-        port = free_port()
+        port = reserve_port()
         listen: dict[str, Any] = {"host": "127.0.0.1", "port": port}
         connect = lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # noqa: E731
     else:

@@ -8,9 +8,9 @@ Modelled loosely on Bitcoin Core's functional test framework
 * :class:`RegtestNode` writes a ``bitcoin.conf`` with free ports and random RPC
   credentials, starts the daemon, waits for RPC readiness and offers a small
   synchronous JSON-RPC client (:meth:`RegtestNode.rpc`) plus helpers;
-* the pytest fixtures :func:`regtest_node` (module scope) and
-  :func:`regtest_node_fresh` (function scope) yield a started node with a
-  wallet ``"w"`` and 101 mined blocks (so 50 BTC are spendable).
+* :func:`funded_node` starts one with a wallet ``"w"`` and 101 mined blocks
+  (so 50 BTC are spendable); the plugin's fixtures ``regtest_node`` (module
+  scope) and ``regtest_node_fresh`` (function scope) yield such a node.
 
 Amounts in RPC results are :class:`decimal.Decimal`; ``Decimal`` parameters
 are sent as strings, which bitcoind accepts for amounts.
@@ -23,17 +23,18 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self, TypeVar
 
 import httpx
-import pytest
+
+from tests.support.ports import reserve_port
 
 __all__ = [
     "DEFAULT_BITCOIND",
@@ -43,8 +44,7 @@ __all__ = [
     "RegtestNode",
     "RpcError",
     "find_bitcoind",
-    "regtest_node",
-    "regtest_node_fresh",
+    "funded_node",
     "wait_for",
 ]
 
@@ -136,17 +136,8 @@ def find_bitcoind() -> Path:
 
 
 def _reserve_ports(count: int) -> list[int]:
-    """Pick ``count`` distinct free TCP ports on 127.0.0.1 (bind to port 0)."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """``count`` distinct reserved TCP ports on 127.0.0.1 (see tests.support.ports)."""
+    return [reserve_port() for _ in range(count)]
 
 
 def _json_default(obj: object) -> object:
@@ -402,22 +393,10 @@ class RegtestNode:
         return f"<RegtestNode {self.datadir} rpcport={self._rpc_port} {state}>"
 
 
-# ------------------------------------------------------------------ fixtures
-def _funded_node(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[RegtestNode]:
-    datadir = tmp_path_factory.mktemp(name)
+@contextmanager
+def funded_node(datadir: Path) -> Iterator[RegtestNode]:
+    """A started node in datadir with wallet "w" and 101 blocks mined; stopped on exit."""
     with RegtestNode(datadir, find_bitcoind()) as node:
         node.create_wallet("w")
         node.mine(101)
         yield node
-
-
-@pytest.fixture(scope="module")
-def regtest_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestNode]:
-    """A started regtest node shared by a test module: wallet "w", 101 blocks mined."""
-    yield from _funded_node(tmp_path_factory, "regtest")
-
-
-@pytest.fixture
-def regtest_node_fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestNode]:
-    """Like :func:`regtest_node` but a new node for each test."""
-    yield from _funded_node(tmp_path_factory, "regtest_fresh")
