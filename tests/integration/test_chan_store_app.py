@@ -37,13 +37,8 @@ from paychan_common.errors import (
 )
 from paychan_common.state import ChannelState, Status
 from paychan_runtime.config import ConfigError, load_config
-from tests.integration.test_chan_store import (
-    OPENED_AT,
-    FatalRecorder,
-    GatedWriter,
-    make_channel,
-    with_status,
-)
+from tests.support.channels import OPENED_AT, make_channel, with_status
+from tests.support.storage import FatalRecorder, GatedWriter
 
 TOKEN = "t0ken" * 8
 AUTH = {"Authorization": "Bearer " + TOKEN}

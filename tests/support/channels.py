@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chan_store.model import PaymentItem
 from paychan_common.address import Address
 from paychan_common.channel import (
     DEBUG_FUNDING_VALUE,
@@ -17,19 +18,24 @@ from paychan_common.channel import (
     debug_funding,
     sign_payment,
 )
+from paychan_common.hashing import sha256
 from paychan_common.keys import PrivateKey, PublicKey
 from paychan_common.network import Network
 from paychan_common.payment import Payment
 from paychan_common.rules import ChannelPolicy, open_state
 from paychan_common.sighash import NONE_ACP, SINGLE_ACP
-from paychan_common.state import ChannelState, Family
+from paychan_common.state import ChannelState, Family, Status
 from paychan_common.tx import OutPoint
 from paychan_common.wire_v1 import encode_v1_payload
 
-__all__ = ["CLIENT_REFUND", "DEBUG_SERVER_PK", "NONE_ACP", "SINGLE_ACP", "Chan", "TestChannel", "make_chan"]
+__all__ = ["CLIENT_REFUND", "DEBUG_SERVER_PK", "NONE_ACP", "OPENED_AT", "SINGLE_ACP", "Chan", "StoredChannel",
+           "TestChannel", "make_chan", "make_channel"]
 
 DEBUG_SERVER_PK = PublicKey.from_hex("0225b3aaf58992a8cc909522c2ec859ef218fd29fda0a6723cfb4e0529f80cc8f3")
 CLIENT_REFUND = "n4XmX91N5FfccY678vaG1ELNtXh6skVES7"
+STORE_SERVER_KEY = PrivateKey(sha256(b"chan-store test server key"))
+OPENED_AT = 1_700_000_000
+STORE_EXP_TIME = 1_800_000_000
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,39 @@ def make_chan(client_secret: bytes, server_secret: bytes, exp_time: int, network
         funding = Funding(outpoint, funding_value, confirmations, spk)
     verifier = PaymentVerifier(params.client_pubkey, funding.outpoint, params.redeem_script)
     return Chan(client, server, params, funding, verifier)
+
+
+@dataclass(frozen=True)
+class StoredChannel(Chan):
+    """A Chan and the state ChanStore holds after its opening payment; signs further payments as PaymentItems."""
+
+    change_script: bytes
+    state: ChannelState
+
+    def pay(self, change_value: int, now: int = OPENED_AT + 60) -> PaymentItem:
+        """A signed payment leaving `change_value` to the client."""
+        sig = self.sign(change_value, self.change_script)
+        return PaymentItem(self.outpoint, change_value, sig.der, sig.sighash, now)
+
+
+def make_channel(client: int, *, exp_time: int = STORE_EXP_TIME, vout: int | None = None,
+                 family: Family = Family.V2_SEED) -> StoredChannel:
+    """ChanStore test client number `client`'s opened channel; `vout` picks another outpoint for the same key."""
+    secret = sha256(b"chan-store test client %d" % client)
+    chan = make_chan(secret, STORE_SERVER_KEY.secret, exp_time, Network.TEST)
+    if vout is not None:
+        chan = make_chan(secret, STORE_SERVER_KEY.secret, exp_time, Network.TEST,
+                         outpoint=OutPoint(chan.outpoint.txid, vout))
+    change = Address.p2pkh(chan.client.public_key.hash160(), Network.TEST)
+    state = chan.opened(chan.funding.value - ChannelPolicy().open_price, family=family, address=change,
+                        now=OPENED_AT, policy=ChannelPolicy())
+    return StoredChannel(chan.client, chan.server, chan.params, chan.funding, chan.verifier, change.script_pubkey,
+                         state)
+
+
+def with_status(state: ChannelState, status: Status, txid: str = "") -> ChannelState:
+    """The state moved to status with settlement txid (test set-up of closing and closed channels)."""
+    return replace(state, status=status, settlement_txid=txid)
 
 
 @dataclass
