@@ -48,6 +48,12 @@ class Harness:
         """A ChanStoreClient on the app with one request in flight at a time (so payments coalesce)."""
         return ChanStoreClient(self.url, AUTH["Authorization"].removeprefix("Bearer "), max_in_flight=1)
 
+    @staticmethod
+    def pay(client: ChanStoreClient, chan: StoredChannel, value: int) -> asyncio.Task[PaymentApplied]:
+        """A payment of `value` through client, as a task (its signature is not ChanStore's concern)."""
+        return asyncio.create_task(client.apply_payment(chan.outpoint, chan.state.change_value - value,
+                                                        b"\x30" * 70, 0x83, OPENED_AT))
+
     async def post(self, session: ClientSession, path: str, body: Any) -> tuple[int, Any]:
         async with session.post(self.url + path, data=orjson.dumps(body), headers=AUTH) as resp:
             return resp.status, await resp.json()
@@ -114,47 +120,47 @@ async def test_post_payments_batch_is_answered_only_after_its_synced_write(harne
         assert status == 200 and body["state"] != state_hex(chans[0].state)  # the read saw the durable state
 
 
-async def test_coalesced_client_payments_wait_for_the_sync(harness: Harness) -> None:
-    h = harness
-    async with ClientSession() as session:
-        chans = await open_channels(h, session, 8)
-    client = h.client()
+@pytest.fixture
+async def store_client(harness: Harness) -> AsyncIterator[ChanStoreClient]:
+    """harness.client(), closed after (the writer released first, so no write stays blocked)."""
+    client = harness.client()
     try:
-        h.writer.close()
-        first = asyncio.create_task(client.apply_payment(chans[0].outpoint, chans[0].state.change_value - 1,
-                                                         b"\x30" * 70, 0x83, OPENED_AT))
-        await h.writer.wait_entered()
-        # More payments arrive while the first batch's write is blocked: they queue for the next batch.
-        rest = [asyncio.create_task(client.apply_payment(c.outpoint, c.state.change_value - 1, b"\x30" * 70, 0x83,
-                                                         OPENED_AT)) for c in chans[1:]]
-        await assert_pending(first, *rest)
-        h.writer.gate.set()
-        results = await asyncio.gather(first, *rest)
-        assert all(isinstance(r, PaymentApplied) and r.value_received == 1 for r in results)
-        assert client.batches_sent == 2  # one request for the first, one for the seven that queued
-        assert [sync for _, sync in h.writer.calls[-2:]] == [True, True]
+        yield client
     finally:
-        h.writer.gate.set()
+        harness.writer.gate.set()
         await client.close()
 
 
-async def test_a_failed_synced_write_acknowledges_none_of_its_batch(harness: Harness) -> None:
-    h = harness
+async def test_coalesced_client_payments_wait_for_the_sync(harness: Harness, store_client: ChanStoreClient) -> None:
+    h, client = harness, store_client
+    async with ClientSession() as session:
+        chans = await open_channels(h, session, 8)
+    h.writer.close()
+    first = h.pay(client, chans[0], 1)
+    await h.writer.wait_entered()
+    # More payments arrive while the first batch's write is blocked: they queue for the next batch.
+    rest = [h.pay(client, c, 1) for c in chans[1:]]
+    await assert_pending(first, *rest)
+    h.writer.gate.set()
+    results = await asyncio.gather(first, *rest)
+    assert all(isinstance(r, PaymentApplied) and r.value_received == 1 for r in results)
+    assert client.batches_sent == 2  # one request for the first, one for the seven that queued
+    assert [sync for _, sync in h.writer.calls[-2:]] == [True, True]
+
+
+async def test_a_failed_synced_write_acknowledges_none_of_its_batch(harness: Harness,
+                                                                   store_client: ChanStoreClient) -> None:
+    h, client = harness, store_client
     async with ClientSession() as session:
         chans = await open_channels(h, session, 3)
-        client = h.client()
-        try:
-            h.writer.close()
-            pays = [asyncio.create_task(client.apply_payment(c.outpoint, c.state.change_value - 2, b"\x30" * 70,
-                                                             0x83, OPENED_AT)) for c in chans]
-            await h.writer.wait_entered()
-            await assert_pending(*pays)
-            h.writer.fail = True
-            h.writer.gate.set()
-            outcomes = await asyncio.gather(*pays, return_exceptions=True)
-            assert all(isinstance(o, ServiceUnavailable) for o in outcomes), outcomes
-            assert len(h.fatal.calls) == 1  # the store fail-stops: memory is ahead of disk
-            status, _ = await h.get(session, "/channels/" + outpoint_hex(chans[0].outpoint))
-            assert status == 503
-        finally:
-            await client.close()
+        h.writer.close()
+        pays = [h.pay(client, c, 2) for c in chans]
+        await h.writer.wait_entered()
+        await assert_pending(*pays)
+        h.writer.fail = True
+        h.writer.gate.set()
+        outcomes = await asyncio.gather(*pays, return_exceptions=True)
+        assert all(isinstance(o, ServiceUnavailable) for o in outcomes), outcomes
+        assert len(h.fatal.calls) == 1  # the store fail-stops: memory is ahead of disk
+        status, _ = await h.get(session, "/channels/" + outpoint_hex(chans[0].outpoint))
+        assert status == 503

@@ -174,10 +174,10 @@ class RegtestNode:
         self.rpc_timeout = rpc_timeout
         self.wallet: str | None = None
         self.process: subprocess.Popen[bytes] | None = None
-        self._rpc_user = "rpc_" + secrets.token_hex(8)
-        self._rpc_password = secrets.token_urlsafe(24)
-        self._rpc_port = 0
-        self._p2p_port = 0
+        self.rpc_user = "rpc_" + secrets.token_hex(8)
+        self.rpc_password = secrets.token_urlsafe(24)
+        self.rpc_port = 0  # reserved at each start
+        self.p2p_port = 0
         self._client: httpx.Client | None = None
         self._ids = itertools.count(1)
         self._logs: list[IO[bytes]] = []
@@ -185,25 +185,9 @@ class RegtestNode:
 
     # ------------------------------------------------------------ properties
     @property
-    def rpc_user(self) -> str:
-        return self._rpc_user
-
-    @property
-    def rpc_password(self) -> str:
-        return self._rpc_password
-
-    @property
-    def rpc_port(self) -> int:
-        return self._rpc_port
-
-    @property
-    def p2p_port(self) -> int:
-        return self._p2p_port
-
-    @property
     def rpc_url(self) -> str:
         """``http://127.0.0.1:PORT`` (no credentials; see rpc_user/rpc_password)."""
-        return f"http://127.0.0.1:{self._rpc_port}"
+        return f"http://127.0.0.1:{self.rpc_port}"
 
     @property
     def conf_file(self) -> Path:
@@ -222,8 +206,8 @@ class RegtestNode:
         lines = [
             "regtest=1",
             "server=1",
-            f"rpcuser={self._rpc_user}",
-            f"rpcpassword={self._rpc_password}",
+            f"rpcuser={self.rpc_user}",
+            f"rpcpassword={self.rpc_password}",
             "listen=0",
             "dnsseed=0",
             "fixedseeds=0",
@@ -235,8 +219,8 @@ class RegtestNode:
             *self.extra_conf,
             # network-specific options are only honoured inside the section
             "[regtest]",
-            f"rpcport={self._rpc_port}",
-            f"port={self._p2p_port}",
+            f"rpcport={self.rpc_port}",
+            f"port={self.p2p_port}",
             "rpcbind=127.0.0.1",
             "rpcallowip=127.0.0.1",
             "",
@@ -248,13 +232,13 @@ class RegtestNode:
         if self.running:
             raise BitcoindError("node is already running")
         self.datadir.mkdir(parents=True, exist_ok=True)
-        self._rpc_port, self._p2p_port = _reserve_ports(2)
+        self.rpc_port, self.p2p_port = _reserve_ports(2)
         self.write_config()
         stdout = (self.datadir / "bitcoind.stdout").open("ab")
         stderr = (self.datadir / "bitcoind.stderr").open("ab")
         self._logs = [stdout, stderr]
         self._client = httpx.Client(
-            auth=(self._rpc_user, self._rpc_password),
+            auth=(self.rpc_user, self.rpc_password),
             timeout=self.rpc_timeout,
             headers={"Content-Type": "application/json"},
         )
@@ -390,7 +374,7 @@ class RegtestNode:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<RegtestNode {self.datadir} rpcport={self._rpc_port} {state}>"
+        return f"<RegtestNode {self.datadir} rpcport={self.rpc_port} {state}>"
 
 
 @contextmanager
