@@ -343,13 +343,14 @@ async def test_an_exhausted_channel_whose_settlement_must_wait_still_counts_the_
     assert any("settlement pending: signer down" in r.getMessage() for r in caplog.records)
 
 
-async def test_an_exhausted_channel_closed_meanwhile_answers_open_result_from_the_store(w: World) -> None:
-    c, _ = await opened(w)
+async def test_an_exhausting_payment_racing_another_close_leaves_the_settling_to_it(w: World) -> None:
+    c, change = await opened(w)
     w.store.before("get", lambda op: w.store.put(replace(w.stored(c), status=Status.CLOSING)))
     result = await w.svc.pay(c.outpoint, c.payment(0, sighash=NONE_ACP, address=refund(c), full=False),
                              await w.svc.static(c.outpoint))
-    assert result.status == "open" and result.value_left == 0  # the settler of the other request reports closed
-    assert w.signer.calls == []
+    # The payment is stored and counted; the request that moved the channel to closing settles it.
+    assert result == PaymentResult(c.outpoint, "open", 0, change, None)
+    assert w.signer.calls == [] and w.chain.published == []
 
 
 # -------------------------------------------------------------------------------- cache and locate
