@@ -76,6 +76,8 @@ class Stack:
         cfg["server"]["auth"]["token_file"] = token
         cfg["server"]["chan_store"]["url"] = f"http://127.0.0.1:{store_port}"
         cfg["server"]["signing_service"]["url"] = f"http://127.0.0.1:{signer_port}"
+        if "management" in cfg["server"]:  # its own port too: config/debug's fixed one may be taken
+            cfg["server"]["management"].update(port=reserve_port(), token_file=str(root / "management.token"))
         self.store_health = f"http://127.0.0.1:{store_port}/health"
         if unix:
             sock = str(root / "store.sock")
