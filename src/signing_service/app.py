@@ -1,6 +1,8 @@
 """The SigningService HTTP application (spec 10.3, redesigned as bearer-authenticated JSON).
 
-Routes: GET /health (open), GET /pubkey, POST /sign_settlement. Errors are JSON
+Routes: GET /health (open), GET /pubkey (the key, the destination and the signing policy: max_fee and
+dust_limit, spec 8.6), POST /sign_settlement. Every signature is remembered durably (memory.py) before it is
+returned. Errors are JSON
 `{"error": {"class", "code", "message"}}`; the key is never logged or returned.
 """
 
@@ -26,6 +28,7 @@ from paychan_runtime.metrics import metrics_handler
 
 from .config import SigningConfig
 from .funding import FundingCheck, make_funding_check
+from .memory import Signed, SigningMemory
 from .metrics import SIGNING_METRICS, SigningMetrics, signing_middlewares
 from .policy import MAX_BODY_BYTES, SettlementRequest, SigningPolicy, approve
 
@@ -36,6 +39,7 @@ CONFIG_KEY = web.AppKey("config", SigningConfig)
 KEY_KEY = web.AppKey("key", PrivateKey)
 POLICY_KEY = web.AppKey("policy", SigningPolicy)
 FUNDING_KEY: web.AppKey[FundingCheck] = web.AppKey("funding", FundingCheck)
+MEMORY_KEY = web.AppKey("memory", SigningMemory)
 
 OPEN_PATHS = frozenset({"/health", "/metrics"})  # /metrics: counters and latencies only, loopback
 
@@ -46,11 +50,12 @@ async def health(_request: web.Request) -> web.Response:
 
 
 async def pubkey(request: web.Request) -> web.Response:
-    """GET /pubkey: the server public key, the network and the settlement destination."""
+    """GET /pubkey: the server public key, the network, the settlement destination and the policy (spec 8.6)."""
     config = request.app[CONFIG_KEY]
     policy = request.app[POLICY_KEY]
     return json_response({"pubkey": policy.server_pubkey.hex, "network": config.network,
-                          "destination": policy.destination.text})
+                          "destination": policy.destination.text,
+                          "policy": {"max_fee": policy.max_fee, "dust_limit": policy.dust_limit}})
 
 
 async def sign_settlement_route(request: web.Request) -> web.Response:
@@ -59,6 +64,8 @@ async def sign_settlement_route(request: web.Request) -> web.Response:
         req = SettlementRequest.from_json(await read_json(request, MAX_BODY_BYTES))
         approved = approve(req, request.app[POLICY_KEY])
         await request.app[FUNDING_KEY].verify(approved.settlement)
+        await request.app[MEMORY_KEY].admit(approved.settlement.outpoint,
+                                            Signed(approved.settlement.change_value, approved.fee, approved.size))
     except SigningRefused as err:
         log.warning("refused to sign: code=%s: %s", err.code, err.message)
         raise
@@ -94,7 +101,9 @@ def create_app(config: SigningConfig, key: PrivateKey) -> web.Application:
         await funding.close()
 
     app.on_cleanup.append(close_funding)
-    app[POLICY_KEY] = SigningPolicy(key.public_key, config.destination, config.settlement.max_fee)
+    app[POLICY_KEY] = SigningPolicy(key.public_key, config.destination, config.settlement.max_fee,
+                                    config.settlement.dust_limit)
+    app[MEMORY_KEY] = SigningMemory(config.memory_file)
     app.router.add_get("/health", health)
     app.router.add_get("/pubkey", pubkey)
     app.router.add_post("/sign_settlement", sign_settlement_route)

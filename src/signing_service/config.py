@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -27,10 +28,19 @@ class KeyConfig(StrictSection):
 
 
 class SettlementConfig(StrictSection):
-    """Where the server output goes and the highest fee the service will sign."""
+    """Where the server output goes, the highest fee the service will sign, and its own dust limit: a
+    server output below it is dropped (its value goes to the fee; spec 8.3, 8.6)."""
 
     destination: Annotated[str, Field(min_length=1)]
     max_fee: Satoshis
+    dust_limit: Annotated[int, Field(ge=546, le=MAX_MONEY)] = 700  # 546: the largest standard dust threshold
+
+
+class MemoryConfig(StrictSection):
+    """Where the record of signed settlements lives (spec 8.6); default: `signed_settlements.jsonl` next to
+    the key file."""
+
+    file: str = ""
 
 
 class FundingCheckConfig(StrictSection):
@@ -55,6 +65,7 @@ class SigningConfig(StrictSection):
     key: KeyConfig
     settlement: SettlementConfig
     funding_check: FundingCheckConfig = FundingCheckConfig()
+    memory: MemoryConfig = MemoryConfig()
 
     @model_validator(mode="after")
     def _check(self) -> SigningConfig:
@@ -79,6 +90,11 @@ class SigningConfig(StrictSection):
     def net(self) -> Network:
         """The configured network."""
         return Network.parse(self.network)
+
+    @property
+    def memory_file(self) -> Path:
+        """The memory file: memory.file, or signed_settlements.jsonl in the key file's directory."""
+        return Path(self.memory.file) if self.memory.file else Path(self.key.file).parent / "signed_settlements.jsonl"
 
     @property
     def destination(self) -> Address:

@@ -7,6 +7,10 @@ output can only pay the configured destination, or raises:
 * SigningRefused (403) with a stable code for a well-formed request the policy refuses:
   `foreign_destination`, `not_channel_script`, `foreign_script`, `change_above_funding`,
   `fee_above_cap`, `bad_client_signature`, `no_output`, `unexpected_output`.
+
+The service's own dust limit decides whether the server output is kept; a `dust_limit` in the request is
+accepted for older callers and ignored (spec 8.6): a caller-chosen limit could drop the server output and
+hand the server's share to miners. The per-channel memory (older states, lower fee rates) is `memory.py`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from paychan_common.channel import ClientSignature, PaymentVerifier, parse_hex
 from paychan_common.errors import InvalidInput, SigningRefused
 from paychan_common.keys import PublicKey
 from paychan_common.script import parse_channel_script
-from paychan_common.settlement import SettlementInput, unsigned_settlement
+from paychan_common.settlement import SettlementInput, signed_size_bound, unsigned_settlement
 from paychan_common.sighash import NONE_ACP
 from paychan_common.tx import OutPoint, Transaction
 from paychan_runtime.config import validation_summary
@@ -47,7 +51,7 @@ class SettlementRequest(BaseModel):
     client_signature: Hex
     client_sighash: int
     fee: Satoshis
-    dust_limit: Satoshis
+    dust_limit: Satoshis | None = None  # ignored: the service applies its own (spec 8.6)
     destination: Annotated[str, Field(max_length=100)] | None = None
 
     @classmethod
@@ -63,11 +67,13 @@ class SettlementRequest(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class SigningPolicy:
-    """What the service signs for: channels holding server_pubkey, paying destination, fee <= max_fee."""
+    """What the service signs for: channels holding server_pubkey, paying destination, fee <= max_fee;
+    the server output is dropped below dust_limit (the service's own)."""
 
     server_pubkey: PublicKey
     destination: Address
     max_fee: int
+    dust_limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,7 @@ class ApprovedSettlement:
     tx: Transaction
     server_value: int
     fee: int
+    size: int  # upper bound of the signed size, for fee-rate comparisons
 
 
 def _refuse(code: str, message: str) -> SigningRefused:
@@ -147,7 +154,7 @@ def approve(req: SettlementRequest, policy: SigningPolicy) -> ApprovedSettlement
     settlement = SettlementInput(outpoint, req.funding_value, redeem_script, req.change_value, change_script,
                                  client_sig)
     try:
-        tx = unsigned_settlement(settlement, policy.destination.script_pubkey, req.fee, req.dust_limit)
+        tx = unsigned_settlement(settlement, policy.destination.script_pubkey, req.fee, policy.dust_limit)
     except InvalidInput as exc:
         raise _refuse("no_output", exc.message) from None
     server_value = _check_outputs(tx, settlement, policy)
@@ -157,4 +164,4 @@ def approve(req: SettlementRequest, policy: SigningPolicy) -> ApprovedSettlement
     if implied_fee > policy.max_fee:
         raise _refuse("fee_above_cap", f"settlement fee {implied_fee} (funding minus outputs) exceeds the cap "
                                        f"of {policy.max_fee} sat")
-    return ApprovedSettlement(settlement, tx, server_value, implied_fee)
+    return ApprovedSettlement(settlement, tx, server_value, implied_fee, signed_size_bound(settlement, tx))

@@ -166,7 +166,8 @@ async def test_pubkey_with_debug_seed(make_client: Any) -> None:
     client, token = await make_client()
     resp = await client.get("/pubkey", headers=auth(token))
     assert resp.status == 200
-    assert await resp.json() == {"pubkey": DEBUG_PUBKEY, "network": "test", "destination": DESTINATION}
+    assert await resp.json() == {"pubkey": DEBUG_PUBKEY, "network": "test", "destination": DESTINATION,
+                                 "policy": {"max_fee": 200_000, "dust_limit": 700}}
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}],
@@ -222,14 +223,24 @@ async def test_exhausting_payment_none_acp(make_client: Any) -> None:
     assert answer["fee"] == FEE
 
 
-async def test_server_output_dropped_as_dust(make_client: Any) -> None:
-    client, token = await make_client()
-    status, answer = await post_sign(client, token, sign_request(dust_limit=100_000))
+async def test_server_output_dropped_below_the_services_own_dust_limit(make_client: Any) -> None:
+    client, token = await make_client(settlement={"dust_limit": 100_000})
+    status, answer = await post_sign(client, token, sign_request())
     assert status == 200, answer
     tx = Transaction.parse(bytes.fromhex(answer["tx"]))
     assert [(o.value, o.script_pubkey) for o in tx.outputs] == [(CLOSING_CHANGE, change_script())]
     assert answer["server_value"] == 0
     assert answer["fee"] == FUNDING_VALUE - CLOSING_CHANGE
+
+
+@pytest.mark.parametrize("dust_limit", [100_000, 10**15, 0])
+async def test_a_caller_supplied_dust_limit_is_ignored(make_client: Any, dust_limit: int) -> None:
+    """Spec 8.6: a caller-chosen dust limit would drop the server output and give its value to miners."""
+    client, token = await make_client()
+    status, answer = await post_sign(client, token, sign_request(dust_limit=dust_limit))
+    assert status == 200, answer
+    assert answer["txid"] == SETTLEMENT_TXID  # vector B, server output (86,081 sat) kept
+    assert answer["server_value"] == FUNDING_VALUE - CLOSING_CHANGE - FEE
 
 
 # ---------------------------------------------------------------- refusals (403, typed)
@@ -257,9 +268,8 @@ async def test_refuses_fee_above_cap(make_client: Any) -> None:
 
 
 async def test_refuses_implied_fee_above_cap(make_client: Any) -> None:
-    """A dust limit that drops the server output makes the real fee 100001 > cap 50000."""
-    await refused(make_client, sign_request(dust_limit=100_000), "fee_above_cap",
-                  settlement={"max_fee": 50_000})
+    """The service's dust limit drops the server output: the real fee 100001 > cap 50000."""
+    await refused(make_client, sign_request(), "fee_above_cap", settlement={"max_fee": 50_000, "dust_limit": 90_000})
 
 
 async def test_refuses_bad_client_signature(make_client: Any) -> None:
