@@ -110,7 +110,8 @@ class ChannelState:
     def serialize(self) -> bytes:
         """Versioned binary encoding (format 2 only when there are earlier settlement versions)."""
         head = _HEAD.pack(
-            _FORMAT_WITH_VERSIONS if self.earlier_settlements else _FORMAT_VERSION, self.family.value, self.status.value, self.client_pubkey, self.exp_time,
+            _FORMAT_WITH_VERSIONS if self.earlier_settlements else _FORMAT_VERSION, self.family.value,
+            self.status.value, self.client_pubkey, self.exp_time,
             self.funding_value, self.change_value, self.settlement_fee, self.sighash, self.payment_count,
             self.open_time, self.last_payment_time,
         )

@@ -2,6 +2,7 @@
 refused for the same outpoint, also after a restart (the memory file is read again); the record is on disk
 before the answer; a torn last line is dropped and a damaged one refuses start-up."""
 
+# ruff: noqa: F401, F811  (make_client is test_signing_service's fixture, imported to be requested by name)
 from __future__ import annotations
 
 import json
@@ -14,12 +15,12 @@ from paychan_runtime.config import ConfigError
 from signing_service.app import create_app
 from signing_service.config import SigningConfig
 from signing_service.keystore import load_server_key
-from tests.integration.test_signing_service import (  # noqa: F401  (make_client is a fixture)
+from tests.integration.test_signing_service import (
     CLOSING_CHANGE,
     FEE,
     SETTLEMENT_TXID,
     config_dict,
-    make_client,
+    make_client,  # a fixture, used by name
     post_sign,
     sign_request,
 )

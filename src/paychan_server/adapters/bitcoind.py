@@ -163,6 +163,33 @@ class BitcoindChain:
                         floor, cap)
         return min(max(rate, floor), cap)
 
+    async def estimate_rate(self, conf_target: int) -> int | None:
+        """estimatesmartfee for conf_target blocks (sat/byte, rounded up), floored at the node's mempool
+        minimum, NOT capped: the settler compares it with its ceiling (spec 8.6); None without an estimate."""
+        try:
+            est = await self._checked("estimatesmartfee", max(1, min(conf_target, 1008)))
+        except RpcError as exc:
+            log.warning("estimatesmartfee failed (%s)", exc.message)
+            return None
+        if not isinstance(est, dict) or est.get("feerate") is None:
+            return None
+        rate = rate_sat_per_byte(est["feerate"])
+        try:
+            info = await self._checked("getmempoolinfo")
+            rate = max(rate, rate_sat_per_byte(info.get("mempoolminfee", 0)))
+        except RpcError as exc:
+            log.warning("getmempoolinfo failed (%s)", exc.message)
+        return rate
+
+    async def incremental_rate(self) -> int:
+        """getnetworkinfo's incrementalfee in sat/byte (at least 1): BIP125 rule 4's unit."""
+        try:
+            info = await self._checked("getnetworkinfo")
+            return max(1, rate_sat_per_byte(info.get("incrementalfee", 0)))
+        except RpcError as exc:
+            log.warning("getnetworkinfo failed (%s): incremental relay fee taken as 1 sat/byte", exc.message)
+            return 1
+
     # -- chain time and follow-up --------------------------------------------------------------------
     async def median_time(self) -> int | None:
         """Median time past of the tip (BIP113)."""

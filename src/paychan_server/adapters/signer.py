@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from paychan_common.address import Address
+from paychan_common.errors import ServiceUnavailable
 from paychan_common.keys import PublicKey
 from paychan_common.network import Network
 from paychan_common.settlement import SettlementInput
 from paychan_runtime.client import InternalClient
 
-from ..domain.ports import SignedSettlement
+from ..domain.ports import SignedSettlement, SignerPolicy
 
 
 class SignerClient:
@@ -21,6 +22,16 @@ class SignerClient:
         """The server public key and the settlement destination."""
         data = await self._client.request("GET", "/pubkey")
         return PublicKey.from_hex(data["pubkey"]), Address.parse(data["destination"], network)
+
+    async def policy(self) -> SignerPolicy:
+        """The signer's max_fee and dust_limit from GET /pubkey (spec 8.6)."""
+        data = await self._client.request("GET", "/pubkey")
+        policy = data.get("policy") if isinstance(data, dict) else None
+        try:
+            return SignerPolicy(int(policy["max_fee"]), int(policy["dust_limit"]))  # type: ignore[index]
+        except (KeyError, TypeError, ValueError):
+            raise ServiceUnavailable("the SigningService publishes no signing policy (max_fee, dust_limit): "
+                                     "upgrade it", code="signer_policy_missing") from None
 
     async def sign_settlement(self, s: SettlementInput, fee: int, dust_limit: int) -> SignedSettlement:
         """Have the settlement of s signed (the signer re-checks everything)."""
