@@ -14,7 +14,7 @@ from .errors import (
     TransportError,
 )
 from .models import FAMILIES, Family, FundingInfo, PaymentResult, parse_family
-from .refund import build_refund_tx
+from .refund import RefundValidity, SettlementConfirmed, build_refund_tx
 from .rpc import BitcoinRpc
 from .state import ClientChannel
 
@@ -33,8 +33,10 @@ __all__ = [
     "InvalidArgument",
     "PaychanClient",
     "PaymentResult",
+    "RefundValidity",
     "RpcError",
     "ServerRejected",
+    "SettlementConfirmed",
     "StateFileError",
     "TransportError",
     "build_refund_tx",

@@ -24,7 +24,7 @@ from .draft import ChannelDraft, load_any
 from .errors import ChannelStateError, ClientError, InvalidArgument, RpcError, StateFileError
 from .models import Family, parse_family
 from .payments import client_address, parse_address
-from .refund import build_refund_tx
+from .refund import RefundValidity, SettlementConfirmed, build_refund_tx
 from .rpc import BitcoinRpc
 from .state import ClientChannel
 
@@ -263,23 +263,30 @@ def cmd_refund(ctx: _Context) -> None:
     fee, fee_rate = (a.fee, None) if a.fee is not None else (None, a.fee_rate if a.fee_rate is not None else 1)
     address = a.refund_address or default_refund
 
+    validity = RefundValidity(params.exp_time, None)
+
     def refund(out: OutPoint, amount: int, rpc: BitcoinRpc | None) -> None:
         tx = build_refund_tx(params, state.client_key, out, amount, address, fee=fee, fee_rate=fee_rate)
         if rpc is not None:
             rpc.send_raw_transaction(tx.serialize().hex())
         ctx.emit({"event": "refund", "txid": tx.txid, "tx": tx.serialize().hex(), "locktime": tx.locktime,
                   "value": tx.outputs[0].value, "published": rpc is not None,
-                  "funding_txid": out.display_txid, "funding_vout": out.vout})
+                  "funding_txid": out.display_txid, "funding_vout": out.vout, **validity.to_json()})
 
     if not a.rpc_url:
         refund(outpoint, value, None)
         return
     rpc = ctx.rpc()
     try:
+        validity = RefundValidity(params.exp_time, rpc.median_time_past())
         try:
+            if a.txid is None and rpc.spent_in_block(outpoint):
+                # A confirmed settlement spent the funding: a refund of it must never be published (spec 8.6)
+                raise SettlementConfirmed("the funding output is spent by a confirmed transaction (the "
+                                          "server's settlement): no refund of it is published")
             refund(outpoint, value, rpc)
-        except RpcError as exc:
-            if a.txid is not None or not _input_spent(exc):
+        except (RpcError, SettlementConfirmed) as exc:
+            if a.txid is not None or not (isinstance(exc, SettlementConfirmed) or _input_spent(exc)):
                 raise
             # The funding output is spent (a settlement): what the client may still refund is whatever pays
             # the channel address, e.g. the change of a v2 settlement (spec 8.4), found in the UTXO set.
@@ -302,7 +309,8 @@ def cmd_status(ctx: _Context) -> None:
     """Print the local state (without the private key)."""
     state = ctx.load()
     stage = "channel" if isinstance(state, ClientChannel) else "draft"
-    ctx.emit({"event": "status", **state.public_json(), "stage": stage})
+    validity = RefundValidity(state.params.exp_time, None).to_json()
+    ctx.emit({"event": "status", **state.public_json(), "stage": stage, **validity})
 
 
 def _origin(url: str) -> str:

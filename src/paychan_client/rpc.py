@@ -120,6 +120,24 @@ class BitcoinRpc:
         conf = out.get("confirmations", 0)
         return conf if isinstance(conf, int) else 0
 
+    def median_time_past(self) -> int:
+        """The tip's median time past (getblockchaininfo), the clock the refund's lock time is judged by."""
+        info = self.call("getblockchaininfo")
+        if not isinstance(info, dict) or not isinstance(info.get("mediantime"), int):
+            raise RpcError("getblockchaininfo: no mediantime in reply")
+        return int(info["mediantime"])
+
+    def spent_in_block(self, outpoint: OutPoint) -> bool:
+        """True when the output is gone from the chain's UTXO set (spent by a confirmed transaction), even
+        though the node knows the transaction that created it."""
+        if self.call("gettxout", outpoint.display_txid, outpoint.vout, False) is not None:
+            return False
+        try:
+            self.call("getrawtransaction", outpoint.display_txid, False)
+        except RpcError:
+            return False  # unknown here (no txindex, or never existed): not evidence of a confirmed spend
+        return True
+
     def unspent_outputs(self, address: str) -> list[tuple[OutPoint, int]]:
         """Confirmed unspent outputs paying address, from the node's UTXO set (scantxoutset)."""
         res = self.call("scantxoutset", "start", [f"addr({address})"])
