@@ -65,8 +65,11 @@ class NodeFundingCheck:
         self.rpc = rpc
 
     async def verify(self, s: SettlementInput) -> None:
-        """Value and script of the unspent output (mempool spends count as spent)."""
+        """Value and script of the unspent output: unspent with the mempool, or in the chain's UTXO set and
+        spent only in the mempool (by an earlier version of the settlement that this one replaces, spec 8.6)."""
         out = await self.rpc.call("gettxout", s.outpoint.display_txid, s.outpoint.vout, True)
+        if not out:
+            out = await self.rpc.call("gettxout", s.outpoint.display_txid, s.outpoint.vout, False)
         if not out:
             raise _mismatch(f"funding output {s.outpoint} is unknown or already spent")
         if to_sat(out["value"]) != s.funding_value:

@@ -159,8 +159,8 @@ def test_scheduler_settles_before_expiry_once_across_instances_and_a_crash(
         built = cli_ok(state_file, "refund", "--txid", state.settlement_txid, "--vout", "0", "--value", str(change))
         verdict = mempool_accepts(node, built["tx"])
         assert verdict["allowed"] is True, verdict.get("reject-reason")
-        rpc = ["--rpc-url", node.rpc_url + "/wallet/w", "--rpc-user", node.rpc_user, "--rpc-password",
-               node.rpc_password]
+        rpc = ["--rpc-url", node.rpc_url + "/wallet/w", "--rpc-user", node.rpc_user,
+               f"--rpc-password={node.rpc_password}"]
         published = cli_ok(state_file, "refund", *rpc)  # the funding is spent: the CLI finds the change output
         assert (published["funding_txid"], published["funding_vout"]) == (state.settlement_txid, 0)
         assert published["txid"] == built["txid"] and published["published"]
@@ -193,8 +193,8 @@ def test_refund_after_expiry_with_the_server_gone(regtest_node_fresh: RegtestNod
     node = regtest_node_fresh
     svc = regtest_services(tmp_path / "svc", node)
     state = tmp_path / "channel.json"
-    rpc = ["--rpc-url", node.rpc_url + "/wallet/w", "--rpc-user", node.rpc_user, "--rpc-password",
-           node.rpc_password]
+    rpc = ["--rpc-url", node.rpc_url + "/wallet/w", "--rpc-user", node.rpc_user,
+           f"--rpc-password={node.rpc_password}"]
     refund_address = node.rpc("getnewaddress", "", "legacy")
     try:
         svc.start()
