@@ -62,6 +62,12 @@ def funding_spenders_in_mempool(node: RegtestNode, state: ChannelState) -> set[s
     return found
 
 
+def versions_stored(svc: Services, ch: Any) -> int:
+    """How many settlement versions ChanStore holds for the channel."""
+    state = stored_state(svc, ch.funding_outpoint)
+    return 0 if state is None else len(state.settlement_versions)
+
+
 def stuck_settlement(node: RegtestNode, tmp_path: Path, *, bump: bool) -> tuple[Services, Any, int, ChannelState]:
     """A v2 channel auto-closed at 3 sat/vB on a node that mines only >= 50 sat/vB: the settlement waits."""
     svc = regtest_services(tmp_path / "svc", node, server={"settlement": {
@@ -85,7 +91,7 @@ def stuck_settlement(node: RegtestNode, tmp_path: Path, *, bump: bool) -> tuple[
 def test_a_stuck_settlement_is_replaced_until_mined_before_expiry_and_beats_the_refund(
         regtest_node_fresh: RegtestNode, tmp_path: Path) -> None:
     node = regtest_node_fresh
-    svc, ch, exp, state = stuck_settlement(node, tmp_path, bump=True)
+    svc, ch, exp, _first = stuck_settlement(node, tmp_path, bump=True)
     outpoint = ch.funding_outpoint
     dest = svc.configs["signing"]["settlement"]["destination"]
     seen: set[str] = set()
@@ -104,12 +110,12 @@ def test_a_stuck_settlement_is_replaced_until_mined_before_expiry_and_beats_the_
             log.info("chain time +%d s (%.2f h to the deadline): expect a replacement", STEP,
                      (exp - MARGIN - target) / 3600)
             advance_chain_time(node, target)
-            wait_for(lambda b=before: spender_of(node, outpoint, all_blocks(node)[-12:])
-                     or len(stored_state(svc, outpoint).settlement_versions) > len(b.settlement_versions),  # type: ignore[union-attr]
+            wait_for(lambda b=before: bool(spender_of(node, outpoint, all_blocks(node)[-12:]))
+                     or versions_stored(svc, ch) > len(b.settlement_versions),
                      timeout=30, description="a replacement or the settlement mined")
             newest = stored_state(svc, outpoint)
             assert newest is not None
-            wait_for(lambda n=newest: newest.settlement_txid in node.rpc("getrawmempool")
+            wait_for(lambda n=newest: n.settlement_txid in node.rpc("getrawmempool")
                      or bool(spender_of(node, outpoint, all_blocks(node)[-12:])), timeout=30,
                      description="the newest version published")
             node.mine(1)
