@@ -134,6 +134,26 @@ async def test_fee_rate_floor_cap_and_median_time(regtest_node: RegtestNode) -> 
         await capped.close()
 
 
+async def test_estimate_rate_is_not_capped_and_incremental_rate_is_the_nodes(tmp_path: Path) -> None:
+    """Spec 8.6: the bump schedule reads the node's estimate uncapped (to compare it with the ceiling)."""
+    with RegtestNode(tmp_path / "node", find_bitcoind()) as node:
+        node.create_wallet("w")
+        node.mine(101)
+        adapter = BitcoindChain(config(node), SettlementConfig(fee_rate_sat_per_byte=3, max_fee_rate_sat_per_byte=2))
+        try:
+            assert await adapter.estimate_rate(6) is None  # no data yet
+            assert await adapter.incremental_rate() == 1  # Knots' default incrementalrelayfee, 1 sat/vB
+            sink = node.new_address()
+            for _ in range(6):
+                for _ in range(3):
+                    node.rpc("sendtoaddress", sink, "0.01", "", "", False, True, None, "unset", None, 30)
+                node.mine(1)
+            assert await adapter.estimate_rate(2) == 30, "above the 2 sat/byte cap: not capped"
+            assert await adapter.fee_rate() == 2, "the settlement's first rate stays capped"
+        finally:
+            await adapter.close()
+
+
 async def test_output_state_and_tx_status(regtest_node: RegtestNode, chain: BitcoindChain) -> None:
     node = regtest_node
     unknown = "ab" * 32
