@@ -85,12 +85,13 @@ class Bumper:
         """exp_time minus the margin, on the median-time-past clock (spec 8.6)."""
         return state.exp_time - self.cfg.bump_deadline_margin_seconds
 
-    async def view(self, state: ChannelState) -> BumpView | None:
-        """The schedule's inputs and proposal for this channel now; None without a chain clock."""
+    async def view(self, state: ChannelState, *, all_in: bool = False) -> BumpView | None:
+        """The schedule's inputs and proposal for this channel now (all_in: as at the deadline); None without
+        a chain clock."""
         mtp = await self.chain.median_time()
         if mtp is None or not state.settlement_tx:
             return None
-        time_left = self.deadline(state) - mtp
+        time_left = min(self.deadline(state) - mtp, 0) if all_in else self.deadline(state) - mtp
         si = self.settlement_input(state)
         dust = self.signer_policy.dust_limit if self.signer_policy is not None else 0
         size = settlement_size(si, self.destination, dust)
@@ -123,6 +124,18 @@ class Bumper:
                         len(state.settlement_versions))
             return state
         return await self._replace(state, view.proposed, b)
+
+    async def outbid(self, state: ChannelState) -> ChannelState:
+        """Another transaction (the client's refund, after exp_time) replaced ours in the mempool: answer with
+        the whole budget at once, which may still win (spec 8.6); the state unchanged when nothing fits."""
+        view = await self.view(state, all_in=True)
+        if view is None or view.proposed is None or not self.cfg.bump_enable:
+            return state
+        if len(state.settlement_versions) >= MAX_SETTLEMENT_VERSIONS:
+            return state
+        log.warning("channel %s: a foreign transaction spends the funding in the mempool; replacing it with "
+                    "the whole budget, %d sat", state.outpoint, view.proposed)
+        return await self._replace(state, view.proposed, view.inputs)
 
     async def _replace(self, state: ChannelState, fee: int, b: BumpInputs) -> ChannelState:
         dust = self.signer_policy.dust_limit if self.signer_policy is not None else 0

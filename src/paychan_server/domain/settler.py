@@ -148,6 +148,9 @@ class Settler:
             self._alert(key, "conflict", "ALERT channel %s: a mempool transaction that is not our settlement %s "
                         "spends the funding output (the client's refund?); trying to publish ours anyway",
                         state.outpoint, state.settlement_txid)
+            outbid = await self.bumper.outbid(state)
+            if outbid is not state:
+                return outbid  # signed at the whole budget, stored, published (or the node's refusal logged)
             await self._publish(state, 1)
             return state
         return await self._spent_elsewhere(state)
