@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 
 from tests.functional.regtest_node import wait_for
-from tests.functional.services import Services
+from tests.functional.services import Service, Services, deep_merge, to_toml
 from tests.integration.test_signing_service import CLOSING_CHANGE, FEE, sign_request
 
 
@@ -29,33 +27,34 @@ def _up(url: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize(("settlement", "needle"), [
-    ({"max_fee_rate_sat_per_byte": 100}, "settlement.max_fee_rate_sat_per_byte: 100 sat/byte x 367 bytes"),
-    ({"max_fee_rate_sat_per_byte": 40, "bump_max_fee": 20_000}, "settlement.bump_max_fee: 20000 sat exceeds"),
-])
-def test_paychan_server_refuses_to_start_with_a_fee_cap_above_the_signers(tmp_path: Path, settlement: dict[str, Any],
-                                                                           needle: str) -> None:
-    svc = Services(tmp_path, signing={"settlement": {"max_fee": 15_000}}, server={"settlement": settlement})
+def test_paychan_server_refuses_to_start_with_a_fee_cap_above_the_signers(tmp_path: Path) -> None:
+    svc = Services(tmp_path, signing={"settlement": {"max_fee": 15_000}})
+    cases = [({"max_fee_rate_sat_per_byte": 100}, "settlement.max_fee_rate_sat_per_byte: 100 sat/byte x 367 bytes"),
+             ({"max_fee_rate_sat_per_byte": 40, "bump_max_fee": 20_000}, "settlement.bump_max_fee: 20000 sat exceeds")]
     try:
         svc.start_store()
         start_signer(svc)
-        svc.server.start()
-        assert svc.server.proc is not None
-        code = svc.server.proc.wait(timeout=60)
-        assert code != 0
-        text = svc.server.tail(200)
-        assert "refusing to start" in text and needle in text and "max_fee of 15000 sat" in text
-        assert not _up(svc.url + "/health")
-    finally:
-        svc.stop()
-
-
-def test_within_the_signers_cap_paychan_server_starts(tmp_path: Path) -> None:
-    svc = Services(tmp_path, signing={"settlement": {"max_fee": 15_000}},
-                   server={"settlement": {"max_fee_rate_sat_per_byte": 40, "bump_max_fee": 15_000}})
-    try:
-        svc.start()
-        assert "fee caps within the SigningService's max_fee 15000 sat" in svc.server.tail(200)
+        for settlement, needle in cases:
+            path = tmp_path / "server-caps.toml"
+            path.write_text(to_toml(deep_merge(svc.configs["server"], {"settlement": settlement})))
+            server = Service("paychan_server_caps", "paychan_server", path, tmp_path)
+            server.start()
+            assert server.proc is not None
+            assert server.proc.wait(timeout=60) != 0
+            text = server.tail(200)
+            assert "refusing to start" in text and needle in text and "max_fee of 15000 sat" in text
+            assert not _up(svc.url + "/health")
+            server.logfile.unlink()
+        ok = tmp_path / "server-ok.toml"
+        ok.write_text(to_toml(deep_merge(svc.configs["server"], {"settlement": {
+            "max_fee_rate_sat_per_byte": 40, "bump_max_fee": 15_000}})))
+        server = Service("paychan_server_ok", "paychan_server", ok, tmp_path)
+        server.start()
+        try:
+            wait_for(lambda: _up(svc.url + "/health"), timeout=60, description="server within the caps")
+            assert "fee caps within the SigningService's max_fee 15000 sat" in server.tail(200)
+        finally:
+            server.stop()
     finally:
         svc.stop()
 
