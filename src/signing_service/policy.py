@@ -6,7 +6,8 @@ output can only pay the configured destination, or raises:
 * InvalidInput (400) for a malformed request (types, hex, DER encoding, sighash byte);
 * SigningRefused (403) with a stable code for a well-formed request the policy refuses:
   `foreign_destination`, `not_channel_script`, `foreign_script`, `change_above_funding`,
-  `fee_above_cap`, `bad_client_signature`, `no_output`, `unexpected_output`.
+  `fee_above_cap`, `bad_client_signature`, `no_output`, `unexpected_output` (and, from the funding check
+  and the memory, `funding_mismatch`, `older_state`, `lower_fee_rate`).
 
 The service's own dust limit decides whether the server output is kept; a `dust_limit` in the request is
 accepted for older callers and ignored (spec 8.6): a caller-chosen limit could drop the server output and
