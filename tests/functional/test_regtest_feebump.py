@@ -128,6 +128,8 @@ def test_a_stuck_settlement_is_replaced_until_mined_before_expiry_and_beats_the_
         assert closed.settlement_txid == mined and mined in {txid_of(v) for v in versions}
         assert seen <= {txid_of(v) for v in versions}, "every published version is a stored one"
         fees = [fee_of(closed, v) for v in versions]
+        log.info("fees by version: %s sat; rates %s sat/vB", fees,
+                 [fee_of(closed, v) // len(v) for v in versions])
         assert fees == sorted(fees) and len(set(fees)) == len(fees), "each version pays more"
         for old, new, tx in zip(fees, fees[1:], versions[1:], strict=False):
             assert new - old >= len(tx), "BIP125: at least the incremental relay fee (1 sat/vB) x size"
