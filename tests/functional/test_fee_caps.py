@@ -8,10 +8,11 @@ import signal
 from pathlib import Path
 
 import httpx
+import tomli_w
 
-from tests.functional.regtest_node import wait_for
-from tests.functional.services import Service, Services, deep_merge, to_toml
 from tests.integration.test_signing_service import CLOSING_CHANGE, FEE, sign_request
+from tests.support.regtest import wait_for
+from tests.support.services import Service, Services, deep_merge
 
 
 def start_signer(svc: Services) -> None:
@@ -36,7 +37,7 @@ def test_paychan_server_refuses_to_start_with_a_fee_cap_above_the_signers(tmp_pa
         start_signer(svc)
         for settlement, needle in cases:
             path = tmp_path / "server-caps.toml"
-            path.write_text(to_toml(deep_merge(svc.configs["server"], {"settlement": settlement})))
+            path.write_text(tomli_w.dumps(deep_merge(svc.configs["server"], {"settlement": settlement})))
             server = Service("paychan_server_caps", "paychan_server", path, tmp_path)
             server.start()
             assert server.proc is not None
@@ -46,7 +47,7 @@ def test_paychan_server_refuses_to_start_with_a_fee_cap_above_the_signers(tmp_pa
             assert not _up(svc.url + "/health")
             server.logfile.unlink()
         ok = tmp_path / "server-ok.toml"
-        ok.write_text(to_toml(deep_merge(svc.configs["server"], {"settlement": {
+        ok.write_text(tomli_w.dumps(deep_merge(svc.configs["server"], {"settlement": {
             "max_fee_rate_sat_per_byte": 40, "bump_max_fee": 15_000}})))
         server = Service("paychan_server_ok", "paychan_server", ok, tmp_path)
         server.start()

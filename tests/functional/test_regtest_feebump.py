@@ -15,10 +15,9 @@ import pytest
 
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import Transaction
-from tests.functional.regtest_node import RegtestNode, wait_for
-from tests.functional.services import Services
 from tests.functional.test_regtest_settlement import cli, cli_ok, fund_and_open, pay_n
-from tests.functional.test_regtest_support import (
+from tests.support.regtest import RegtestNode, wait_for
+from tests.support.regtest_stack import (
     HOUR,
     advance_chain_time,
     all_blocks,
@@ -33,6 +32,7 @@ from tests.functional.test_regtest_support import (
     stored_state,
     wait_state,
 )
+from tests.support.services import Services
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.regtest

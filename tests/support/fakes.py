@@ -26,7 +26,7 @@ from paychan_common.settlement import SettlementInput, sign_settlement, unsigned
 from paychan_common.state import ChannelState, Family, Status
 from paychan_common.tx import OutPoint, Transaction
 from paychan_server.domain.hooks import PaymentHooks
-from paychan_server.domain.ports import OutputState, SignedSettlement, TxStatus
+from paychan_server.domain.ports import OutputState, SignedSettlement, SignerPolicy, TxStatus
 from paychan_server.domain.results import PaymentResult, StaticChannel
 
 __all__ = ["FakeBlockchain", "FakeChannelStore", "FakeClock", "FakeHooks", "FakeSigner", "Scripted"]
@@ -180,6 +180,7 @@ class FakeBlockchain(Scripted):
         self.answer_txid: str | None = None  # a node answering publish with another txid
         self.mtp = mtp
         self.rate = fee_rate
+        self.estimate: int | None = None  # estimate_rate's answer (spec 8.6): none, as on a fresh regtest node
         self.checked = False
         self.closed = False
 
@@ -226,6 +227,14 @@ class FakeBlockchain(Scripted):
         await self._enter("median_time")
         return self.mtp
 
+    async def estimate_rate(self, conf_target: int) -> int | None:
+        await self._enter("estimate_rate", conf_target)
+        return self.estimate
+
+    async def incremental_rate(self) -> int:
+        await self._enter("incremental_rate")
+        return 1
+
     async def tx_status(self, txid: str, tx: bytes = b"") -> TxStatus:
         await self._enter("tx_status", txid, tx)
         if txid in self.txs:
@@ -251,11 +260,16 @@ class FakeSigner(Scripted):
         super().__init__()
         self.key = key
         self.destination = destination
+        self.signer_policy = SignerPolicy(max_fee=200_000, dust_limit=700)
         self.closed = False
 
     async def info(self, network: Network) -> tuple[PublicKey, Address]:
         await self._enter("info", network)
         return self.key.public_key, self.destination
+
+    async def policy(self) -> SignerPolicy:
+        await self._enter("policy")
+        return self.signer_policy
 
     async def sign_settlement(self, s: SettlementInput, fee: int, dust_limit: int) -> SignedSettlement:
         await self._enter("sign_settlement", s, fee, dust_limit)
