@@ -17,25 +17,23 @@ from typing import Any
 
 import orjson
 
-from chan_store.model import (
+from chan_store.contract import (
     ChannelExistsAt,
     ChannelPage,
+    ListQuery,
     PaymentApplied,
     PaymentItem,
     PaymentResult,
     StateConflict,
     StoreStats,
-    state_digest,
-)
-from chan_store.storage import CommitStats
-from chan_store.wire import (
-    ListQuery,
     outpoint_hex,
-    parse_outpoint,
+    parse_page,
     parse_payment_result,
     parse_state,
+    parse_stats,
     payment_item_json,
     require_object,
+    state_digest,
     state_hex,
 )
 from paychan_common.errors import (
@@ -189,28 +187,19 @@ class ChanStoreClient:
 
     async def stats(self) -> StoreStats:
         """Channel counts, memory use and the storage's commit counters."""
-        body = require_object(await self._http.request("GET", "/stats"), "stats")
         try:
-            storage = require_object(body.get("storage"), "stats.storage")
-            fields = {name: storage[name] for name in CommitStats.__dataclass_fields__}
-            return StoreStats(counts=dict(body["counts"]), memory=dict(body["memory"]),
-                              storage=CommitStats(**fields))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ServiceUnavailable(f"chan store sent malformed stats: {exc!r}") from None
+            return parse_stats(await self._http.request("GET", "/stats"))
+        except InvalidInput as exc:
+            raise _malformed("stats", exc) from None
 
     async def list_page(self, *, status: Status | None = None, client_pubkey: bytes | None = None,
                         expiring_before: int | None = None, after: OutPoint | None = None,
                         limit: int = 100) -> ChannelPage:
         """One page of states with the cursor of the next page (see ChannelStore.list)."""
         query = ListQuery(status, client_pubkey, expiring_before, after, limit)
-        body = require_object(await self._http.request("GET", "/channels", params=query.params()), "list")
+        body = await self._http.request("GET", "/channels", params=query.params())
         try:
-            states = body.get("states")
-            if not isinstance(states, builtins.list):
-                raise InvalidInput("states must be a list")
-            cursor = body.get("next")
-            return ChannelPage(tuple(parse_state(text) for text in states),
-                               None if cursor is None else parse_outpoint(cursor, "next"))
+            return parse_page(body)
         except InvalidInput as exc:
             raise _malformed("channel list", exc) from None
 

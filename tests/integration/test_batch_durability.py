@@ -21,10 +21,9 @@ from aiohttp.test_utils import TestServer
 from chan_store.app import create_app
 from chan_store.client import ChanStoreClient
 from chan_store.config import StoreConfig
+from chan_store.contract import PaymentApplied, outpoint_hex, payment_item_json, state_hex
 from chan_store.leveldb_storage import LevelDBStorage
-from chan_store.model import PaymentApplied
 from chan_store.storage import Storage
-from chan_store.wire import outpoint_hex, payment_item_json, state_hex
 from paychan_common.errors import ServiceUnavailable
 from tests.integration.test_chan_store_app import AUTH, store_config
 from tests.support.channels import OPENED_AT, StoredChannel, make_channel

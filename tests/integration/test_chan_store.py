@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from chan_store import keys
+from chan_store.contract import ChannelExistsAt, PaymentApplied, PaymentItem, StateConflict, state_digest
 from chan_store.leveldb_storage import LevelDBStorage
 from chan_store.memory_storage import MemoryStorage
-from chan_store.model import ChannelExistsAt, PaymentApplied, PaymentItem, StateConflict, state_digest
 from chan_store.storage import Storage, StorageError, WriteBatch
 from chan_store.store import ChannelStore
 from paychan_common.errors import (

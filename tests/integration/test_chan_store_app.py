@@ -22,11 +22,18 @@ from chan_store.__main__ import main
 from chan_store.app import create_app
 from chan_store.client import ChanStoreClient
 from chan_store.config import StoreConfig
+from chan_store.contract import (
+    ChannelExistsAt,
+    PaymentApplied,
+    StateConflict,
+    outpoint_hex,
+    payment_item_json,
+    state_digest,
+    state_hex,
+)
 from chan_store.leveldb_storage import LevelDBStorage
 from chan_store.memory_storage import MemoryStorage
-from chan_store.model import ChannelExistsAt, PaymentApplied, StateConflict, state_digest
 from chan_store.storage import Storage
-from chan_store.wire import outpoint_hex, payment_item_json, state_hex
 from paychan_common.errors import (
     ChannelGone,
     ChannelNotFound,

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chan_store.model import PaymentItem
+from chan_store.contract import PaymentItem
 from paychan_common.address import Address
 from paychan_common.channel import (
     DEBUG_FUNDING_VALUE,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chan_store.model import ChannelExistsAt, StateConflict
+from chan_store.contract import ChannelExistsAt, StateConflict
 from paychan_common.address import Address
 from paychan_common.channel import Funding
 from paychan_common.errors import ChannelNotFound

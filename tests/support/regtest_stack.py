@@ -12,7 +12,7 @@ from unittest import mock
 
 import httpx
 
-from chan_store.wire import outpoint_hex, parse_state
+from chan_store.contract import outpoint_hex, parse_state
 from paychan_client import BitcoinRpc, PaychanClient
 from paychan_common.network import Network
 from paychan_common.state import ChannelState

@@ -6,7 +6,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import replace
 
-from chan_store.model import ChannelExistsAt
+from chan_store.contract import ChannelExistsAt
 from paychan_common.address import Address
 from paychan_common.channel import ChannelParams, Funding, PaymentVerifier
 from paychan_common.errors import (

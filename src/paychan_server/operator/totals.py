@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chan_store.model import ChannelPage, StoreStats
+from chan_store.contract import ChannelPage, StoreStats
 from paychan_common.state import Status
 from paychan_common.tx import OutPoint
 
