@@ -27,10 +27,11 @@ from paychan_runtime.http import (
 from paychan_runtime.metrics import metrics_handler
 
 from .config import SigningConfig
+from .contract import MAX_BODY_BYTES, SettlementRequest, SignedSettlementAnswer, SignerInfo, SignerPolicy
 from .funding import FundingCheck, make_funding_check
 from .memory import Signed, SigningMemory
 from .metrics import SIGNING_METRICS, SigningMetrics, signing_middlewares
-from .policy import MAX_BODY_BYTES, SettlementRequest, SigningPolicy, approve
+from .policy import SigningPolicy, approve
 
 log = logging.getLogger("paychan.signing")
 audit = logging.getLogger("paychan.signing.audit")
@@ -53,9 +54,9 @@ async def pubkey(request: web.Request) -> web.Response:
     """GET /pubkey: the server public key, the network, the settlement destination and the policy (spec 8.6)."""
     config = request.app[CONFIG_KEY]
     policy = request.app[POLICY_KEY]
-    return json_response({"pubkey": policy.server_pubkey.hex, "network": config.network,
-                          "destination": policy.destination.text,
-                          "policy": {"max_fee": policy.max_fee, "dust_limit": policy.dust_limit}})
+    info = SignerInfo(pubkey=policy.server_pubkey.hex, network=config.network, destination=policy.destination.text,
+                      policy=SignerPolicy(max_fee=policy.max_fee, dust_limit=policy.dust_limit))
+    return json_response(info.model_dump())
 
 
 async def sign_settlement_route(request: web.Request) -> web.Response:
@@ -77,8 +78,9 @@ async def sign_settlement_route(request: web.Request) -> web.Response:
     audit.info("signed settlement txid=%s outpoint=%s change_value=%d server_value=%d fee=%d",
                txid, approved.settlement.outpoint, approved.settlement.change_value,
                approved.server_value, approved.fee)
-    return json_response({"tx": signed.serialize().hex(), "txid": txid, "fee": approved.fee,
-                          "server_value": approved.server_value})
+    answer = SignedSettlementAnswer(tx=signed.serialize().hex(), txid=txid, fee=approved.fee,
+                                    server_value=approved.server_value)
+    return json_response(answer.model_dump())
 
 
 def create_app(config: SigningConfig, key: PrivateKey) -> web.Application:

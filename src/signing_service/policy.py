@@ -17,12 +17,8 @@ hand the server's share to miners. The per-channel memory (older states, lower f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from paychan_common.address import Address
-from paychan_common.amount import MAX_MONEY
 from paychan_common.channel import ClientSignature, PaymentVerifier, parse_hex
 from paychan_common.errors import InvalidInput, SigningRefused
 from paychan_common.keys import PublicKey
@@ -30,40 +26,8 @@ from paychan_common.script import parse_channel_script
 from paychan_common.settlement import SettlementInput, signed_size_bound, unsigned_settlement
 from paychan_common.sighash import NONE_ACP
 from paychan_common.tx import OutPoint, Transaction
-from paychan_runtime.config import validation_summary
 
-Satoshis = Annotated[int, Field(ge=0, le=MAX_MONEY)]
-Hex = Annotated[str, Field(max_length=1024)]
-
-MAX_BODY_BYTES = 16 * 1024
-
-
-class SettlementRequest(BaseModel):
-    """The body of POST /sign_settlement: strict JSON types, no unknown keys."""
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-    redeem_script: Hex
-    funding_txid: Hex
-    funding_vout: Annotated[int, Field(ge=0, le=0xFFFFFFFF)]
-    funding_value: Annotated[int, Field(ge=1, le=MAX_MONEY)]
-    change_value: Satoshis
-    change_script: Hex
-    client_signature: Hex
-    client_sighash: int
-    fee: Satoshis
-    dust_limit: Satoshis | None = None  # ignored: the service applies its own (spec 8.6)
-    destination: Annotated[str, Field(max_length=100)] | None = None
-
-    @classmethod
-    def from_json(cls, data: Any) -> SettlementRequest:
-        """Validate a parsed JSON body; InvalidInput naming the bad fields (never echoing values)."""
-        if not isinstance(data, dict):
-            raise InvalidInput("request body must be a JSON object", code="invalid_field")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise InvalidInput(f"invalid request: {validation_summary(exc, '<body>')}", code="invalid_field") from None
+from .contract import SettlementRequest
 
 
 @dataclass(frozen=True, slots=True)
