@@ -41,6 +41,12 @@ class ChannelConfig(StrictSection):
         return ChannelPolicy(self.dust_limit, self.open_price, self.funding_min_conf, self.settlement_period_hours,
                              self.min_duration_hours)
 
+    def value_left(self, change: int) -> int:
+        """The client's change as reported to clients and operators (spec 6.5, optionally minus the dust limit)."""
+        if self.report_value_left_minus_dust:
+            return max(change - self.dust_limit, 0)
+        return change
+
 
 class V1Config(StrictSection):
     base_price: int = Field(default=70_000, ge=0)

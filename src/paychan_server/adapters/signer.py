@@ -31,8 +31,8 @@ class SignerClient:
     async def sign_settlement(self, s: SettlementInput, fee: int, dust_limit: int) -> SignedSettlement:
         """Have the settlement of s signed (the signer re-checks everything, spec 8.1)."""
         request = SettlementRequest.of(s, fee, dust_limit)
-        body = request.model_dump(exclude_none=True)
-        answer = parse_answer(SignedSettlementAnswer, await self._client.request("POST", "/sign_settlement", body))
+        data = await self._client.request("POST", "/sign_settlement", request.model_dump(exclude_none=True))
+        answer = parse_answer(SignedSettlementAnswer, data)
         return SignedSettlement(bytes.fromhex(answer.tx), answer.txid, answer.fee, answer.server_value)
 
     async def close(self) -> None:
