@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from paychan_common.amount import check_amount
 from paychan_common.channel import parse_hex
 from paychan_common.errors import ChannelExists, Conflict, InvalidInput, PaychanError, error_from_json
 from paychan_common.state import ChannelState, Status
@@ -62,7 +63,6 @@ MAX_SIGNATURE_BYTES = 80
 """A DER signature is at most 72 bytes; a little slack, still bounded."""
 MAX_TIME = 2**63 - 1
 """Times are stored as signed 64-bit integers."""
-_MAX_U64 = 2**64 - 1
 
 
 def state_digest(state: ChannelState) -> bytes:
@@ -93,7 +93,7 @@ class PaymentItem:
     def __post_init__(self) -> None:
         if not isinstance(self.outpoint, OutPoint):
             raise InvalidInput("outpoint must be an OutPoint")
-        check_count(self.change_value, "change_value", _MAX_U64)
+        check_amount(self.change_value, "change_value")
         if type(self.der) is not bytes or not 0 < len(self.der) <= MAX_SIGNATURE_BYTES:
             raise InvalidInput(f"signature must be 1 to {MAX_SIGNATURE_BYTES} bytes")
         check_count(self.sighash, "sighash", 0xFF)
@@ -238,7 +238,7 @@ def _payment_item(obj: object, index: int) -> PaymentItem:
     now = fields.get("now")
     return PaymentItem(
         outpoint=parse_outpoint(fields.get("outpoint"), f"{what}.outpoint"),
-        change_value=check_count(fields.get("change_value"), f"{what}.change_value", 2**64 - 1),
+        change_value=check_amount(fields.get("change_value"), f"{what}.change_value"),
         der=parse_hex(fields.get("signature"), f"{what}.signature", max_len=2 * MAX_SIGNATURE_BYTES),
         sighash=check_count(fields.get("sighash"), f"{what}.sighash", 0xFF),
         now=None if now is None else check_count(now, f"{what}.now", MAX_TIME),
@@ -270,8 +270,8 @@ def parse_payment_result(obj: object) -> PaymentResult:
     fields = require_object(obj, "payment result")
     if fields.get("ok") is True:
         return PaymentApplied(
-            value_received=check_count(fields.get("value_received"), "value_received", 2**64 - 1),
-            change_value=check_count(fields.get("change_value"), "change_value", 2**64 - 1),
+            value_received=check_amount(fields.get("value_received"), "value_received"),
+            change_value=check_amount(fields.get("change_value"), "change_value"),
             status=parse_status(fields.get("status")),
         )
     err = require_object(fields.get("error"), "payment error")
