@@ -18,14 +18,15 @@ from paychan_common.errors import PaychanError
 from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
 from paychan_common.tx import OutPoint
+from paychan_runtime.bitcoin_rpc import RpcError
 
 from .api import PaychanClient
 from .draft import ChannelDraft, load_any
-from .errors import ChannelStateError, ClientError, InvalidArgument, RpcError, StateFileError
+from .errors import ChannelStateError, ClientError, InvalidArgument, StateFileError
 from .models import Family, parse_family
 from .payments import client_address, parse_address
 from .refund import RefundValidity, SettlementConfirmed, build_refund_tx
-from .rpc import BitcoinRpc
+from .rpc import NodeClient
 from .state import ClientChannel
 
 DEFAULT_DURATION_HOURS = 7 * 24
@@ -95,13 +96,13 @@ class _Context:
             raise InvalidArgument("no endpoint: give --endpoint")
         return PaychanClient(url, network, http=self.http(), timeout=self.args.timeout)
 
-    def rpc(self) -> BitcoinRpc:
+    def rpc(self) -> NodeClient:
         """bitcoind JSON-RPC from --rpc-url and credentials."""
         a = self.args
         if not a.rpc_url:
             raise InvalidArgument("this command needs --rpc-url")
-        return BitcoinRpc(a.rpc_url, user=a.rpc_user, password=a.rpc_password, cookie_file=a.rpc_cookie,
-                          http=self.http(), timeout=a.timeout)
+        return NodeClient(a.rpc_url, user=a.rpc_user or "", password=a.rpc_password or "",
+                          cookie_file=a.rpc_cookie or "", http=self.http(), timeout=a.timeout)
 
 
 def _save(ctx: _Context, state: ClientChannel | ChannelDraft) -> None:
@@ -173,7 +174,7 @@ def cmd_fund(ctx: _Context) -> None:
             txid = rpc.send_to_address(params.funding_address.text, a.amount_sat)
             outpoint, value = rpc.find_output(txid, script)
         finally:
-            rpc.release()
+            rpc.close()
     draft = replace(draft, funding_outpoint=outpoint, funding_value=value)
     _save(ctx, draft)
     ctx.emit({"event": "fund", "funding_address": params.funding_address.text, "funding_txid": outpoint.display_txid,
@@ -203,7 +204,7 @@ def cmd_wait_conf(ctx: _Context) -> None:
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
     finally:
-        rpc.release()
+        rpc.close()
     ctx.emit({"event": "confirmed", "funding_txid": outpoint.display_txid, "funding_vout": outpoint.vout,
               "confirmations": conf})
 
@@ -265,7 +266,7 @@ def cmd_refund(ctx: _Context) -> None:
 
     validity = RefundValidity(params.exp_time, None)
 
-    def refund(out: OutPoint, amount: int, rpc: BitcoinRpc | None) -> None:
+    def refund(out: OutPoint, amount: int, rpc: NodeClient | None) -> None:
         tx = build_refund_tx(params, state.client_key, out, amount, address, fee=fee, fee_rate=fee_rate)
         if rpc is not None:
             rpc.send_raw_transaction(tx.serialize().hex())
@@ -297,11 +298,11 @@ def cmd_refund(ctx: _Context) -> None:
             for out, amount in leftovers:
                 refund(out, amount, rpc)
     finally:
-        rpc.release()
+        rpc.close()
 
 
 def _input_spent(exc: RpcError) -> bool:
-    text = exc.message.lower()
+    text = exc.rpc_message.lower()
     return "missingorspent" in text or "missing-inputs" in text or "missing inputs" in text
 
 

@@ -46,7 +46,7 @@ def fund(node: RegtestNode, address: str, script: bytes, amount: int = FUNDING) 
         txid = rpc.send_to_address(address, amount)
         return rpc.find_output(txid, script)
     finally:
-        rpc.release()
+        rpc.close()
 
 
 def open_funded(c: PaychanClient, node: RegtestNode, family: Family, *, confirmations: int = 2,

@@ -58,7 +58,7 @@ def fund_and_open(c: PaychanClient, node: RegtestNode, family: Family, *, exp: i
         outpoint, value = rpc.find_output(rpc.send_to_address(info.funding_address, amount),
                                           info.params.funding_address.script_pubkey)
     finally:
-        rpc.release()
+        rpc.close()
     node.mine(2)
     return c.open_channel(key, exp, outpoint, value, family, info=info, refund_address=refund_address).channel
 
@@ -291,7 +291,7 @@ def test_node_outage_and_mempool_loss(regtest_node_fresh: RegtestNode, tmp_path:
             rpc = wallet_rpc(node)
             outpoint, value = rpc.find_output(rpc.send_to_address(info.funding_address, 400_000),
                                               info.params.funding_address.script_pubkey)
-            rpc.release()
+            rpc.close()
             node.mine(2)
             log.info("channel A closes; its settlement waits in the mempool")
             closing_a = c.close(a, node.rpc("getnewaddress"))

@@ -6,7 +6,7 @@ Modelled loosely on Bitcoin Core's functional test framework
 * :func:`find_bitcoind` locates the binary (``$BITCOIND`` or the project's own
   install made by ``scripts/install_bitcoind.sh``, which is run on demand);
 * :class:`RegtestNode` writes a ``bitcoin.conf`` with free ports and random RPC
-  credentials, starts the daemon, waits for RPC readiness and offers a small
+  credentials, starts the daemon, waits for RPC readiness and offers the shared
   synchronous JSON-RPC client (:meth:`RegtestNode.rpc`) plus helpers;
 * :func:`funded_node` starts one with a wallet ``"w"`` and 101 mined blocks
   (so 50 BTC are spendable); the plugin's fixtures ``regtest_node`` (module
@@ -18,8 +18,6 @@ are sent as strings, which bitcoind accepts for amounts.
 
 from __future__ import annotations
 
-import itertools
-import json
 import os
 import secrets
 import shutil
@@ -27,13 +25,12 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self, TypeVar
 
-import httpx
-
+from paychan_common.errors import ServiceUnavailable
+from paychan_runtime.bitcoin_rpc import RpcError, SyncBitcoinRpc
 from tests.support.ports import reserve_port
 
 __all__ = [
@@ -52,20 +49,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = PROJECT_ROOT / "scripts" / "install_bitcoind.sh"
 DEFAULT_BITCOIND = PROJECT_ROOT / ".cache" / "bitcoind" / "bin" / "bitcoind"
 
-#: RPC error code while bitcoind is still loading (RPC_IN_WARMUP).
-RPC_IN_WARMUP = -28
-
 T = TypeVar("T")
-
-
-class RpcError(Exception):
-    """A JSON-RPC error returned by bitcoind."""
-
-    def __init__(self, code: int, message: str, method: str = "") -> None:
-        super().__init__(f"{method}: {message} (code {code})" if method else f"{message} (code {code})")
-        self.code = code
-        self.message = message
-        self.method = method
 
 
 class BitcoindError(RuntimeError):
@@ -140,14 +124,6 @@ def _reserve_ports(count: int) -> list[int]:
     return [reserve_port() for _ in range(count)]
 
 
-def _json_default(obj: object) -> object:
-    if isinstance(obj, Decimal):
-        return str(obj)
-    if isinstance(obj, bytes):
-        return obj.hex()
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
-
-
 def _tail(path: Path, max_chars: int = 4000) -> str:
     try:
         return path.read_text(errors="replace")[-max_chars:]
@@ -178,8 +154,7 @@ class RegtestNode:
         self.rpc_password = secrets.token_urlsafe(24)
         self.rpc_port = 0  # reserved at each start
         self.p2p_port = 0
-        self._client: httpx.Client | None = None
-        self._ids = itertools.count(1)
+        self._client: SyncBitcoinRpc | None = None
         self._logs: list[IO[bytes]] = []
         self._mining_address: str | None = None
 
@@ -237,11 +212,8 @@ class RegtestNode:
         stdout = (self.datadir / "bitcoind.stdout").open("ab")
         stderr = (self.datadir / "bitcoind.stderr").open("ab")
         self._logs = [stdout, stderr]
-        self._client = httpx.Client(
-            auth=(self.rpc_user, self.rpc_password),
-            timeout=self.rpc_timeout,
-            headers={"Content-Type": "application/json"},
-        )
+        self._client = SyncBitcoinRpc(self.rpc_url, user=self.rpc_user, password=self.rpc_password,
+                                      timeout=self.rpc_timeout)
         self.process = subprocess.Popen(
             [str(self.bitcoind), f"-datadir={self.datadir}", *self.extra_args],
             stdin=subprocess.DEVNULL,
@@ -264,12 +236,10 @@ class RegtestNode:
             )
         try:
             self.rpc("getblockchaininfo")
-        except (httpx.TransportError, httpx.HTTPStatusError):
-            return False  # not listening yet / RPC server not up
-        except RpcError as exc:
-            if exc.code == RPC_IN_WARMUP:
-                return False
-            raise
+        except ServiceUnavailable as exc:
+            if exc.code == "node_auth":
+                raise
+            return False  # not listening yet, RPC server not up, or still warming up
         return True
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -278,7 +248,7 @@ class RegtestNode:
         if proc is not None and proc.poll() is None:
             try:
                 self.rpc("stop")
-            except (httpx.HTTPError, RpcError):
+            except (ServiceUnavailable, RpcError):
                 proc.terminate()
             try:
                 proc.wait(timeout=timeout)
@@ -320,30 +290,11 @@ class RegtestNode:
         """Call a JSON-RPC method and return its ``result``.
 
         ``wallet`` routes the call to ``/wallet/<name>`` (needed when several
-        wallets are loaded). Raises :class:`RpcError` on an RPC error.
+        wallets are loaded). Raises :class:`RpcError` (the shared one) on an RPC error.
         """
         if self._client is None:
             raise BitcoindError("node is not started")
-        url = self.rpc_url + (f"/wallet/{wallet}" if wallet is not None else "/")
-        request_id = next(self._ids)
-        body = json.dumps(
-            {"jsonrpc": "1.0", "id": request_id, "method": method, "params": list(params)},
-            default=_json_default,
-        )
-        response = self._client.post(url, content=body)
-        try:
-            payload = response.json(parse_float=Decimal)
-        except ValueError:
-            # not a JSON-RPC answer (e.g. 401 Unauthorized, 503 work queue depth exceeded)
-            response.raise_for_status()
-            raise RpcError(-32700, f"invalid JSON response: {response.text[:200]!r}", method) from None
-        if not isinstance(payload, dict):
-            raise RpcError(-32700, f"unexpected response: {payload!r}", method)
-        error = payload.get("error")
-        if error is not None:
-            raise RpcError(int(error.get("code", 0)), str(error.get("message", "")), method)
-        response.raise_for_status()
-        return payload.get("result")
+        return self._client.call(method, *params, wallet=wallet)
 
     # ----------------------------------------------------------- helpers
     def create_wallet(self, name: str = "w") -> str:

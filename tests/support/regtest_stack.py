@@ -13,7 +13,7 @@ from unittest import mock
 import httpx
 
 from chan_store.contract import outpoint_hex, parse_state
-from paychan_client import BitcoinRpc, PaychanClient
+from paychan_client import NodeClient, PaychanClient
 from paychan_common.network import Network
 from paychan_common.state import ChannelState
 from paychan_common.tx import OutPoint, Transaction
@@ -50,9 +50,9 @@ def regtest_services(root: Path, node: RegtestNode, *, server: dict[str, Any] | 
                                                "rpc_password": node.rpc_password}})
 
 
-def wallet_rpc(node: RegtestNode) -> BitcoinRpc:
+def wallet_rpc(node: RegtestNode) -> NodeClient:
     """The client library's RPC client on the node's wallet "w"."""
-    return BitcoinRpc(node.rpc_url + "/wallet/w", user=node.rpc_user, password=node.rpc_password)
+    return NodeClient(node.rpc_url + "/wallet/w", user=node.rpc_user, password=node.rpc_password)
 
 
 def client(svc: Services) -> PaychanClient:

@@ -16,7 +16,7 @@ from paychan_common.errors import InvalidInput, ServiceUnavailable
 from paychan_common.hashing import sha256d
 from paychan_common.keys import PublicKey
 from paychan_common.tx import OutPoint, Transaction
-from paychan_runtime.bitcoin_rpc import BitcoinRpc, RpcError, rate_sat_per_byte, to_sat
+from paychan_runtime.bitcoin_rpc import BitcoinRpc, RpcError, btc_to_sat, rate_sat_per_byte
 from paychan_runtime.config import ConfigError
 
 from ..config import BitcoinConfig, SettlementConfig
@@ -102,7 +102,7 @@ class BitcoindChain:
         if not out:
             return None
         spk = bytes.fromhex(out["scriptPubKey"]["hex"])
-        return Funding(outpoint, to_sat(out["value"]), int(out.get("confirmations", 0)), spk)
+        return Funding(outpoint, btc_to_sat(out["value"]), int(out.get("confirmations", 0)), spk)
 
     async def funding_by_address(self, client_pubkey: PublicKey, exp_time: int,
                                  funding_address: Address) -> list[Funding]:
@@ -121,7 +121,7 @@ class BitcoindChain:
         for u in res.get("unspents", []):
             op = OutPoint.from_display(u["txid"], int(u["vout"]))
             conf = height - int(u["height"]) + 1 if u.get("height") else 0
-            found.append(Funding(op, to_sat(u["amount"]), conf, bytes.fromhex(u["scriptPubKey"])))
+            found.append(Funding(op, btc_to_sat(u["amount"]), conf, bytes.fromhex(u["scriptPubKey"])))
         found.sort(key=lambda f: -f.confirmations)
         return found
 
