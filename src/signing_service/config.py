@@ -11,9 +11,7 @@ from paychan_common.address import Address
 from paychan_common.amount import MAX_MONEY
 from paychan_common.errors import InvalidInput
 from paychan_common.network import Network
-from paychan_runtime.config import InternalListenConfig as ListenConfig
-from paychan_runtime.config import StrictSection, config_error
-from paychan_runtime.config import TokenAuthConfig as AuthConfig
+from paychan_runtime.config import InternalServiceConfig, StrictSection, config_error
 
 Satoshis = Annotated[int, Field(ge=0, le=MAX_MONEY)]
 
@@ -54,14 +52,9 @@ class FundingCheckConfig(StrictSection):
     rpc_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
 
 
-class SigningConfig(StrictSection):
+class SigningConfig(InternalServiceConfig):
     """The whole SigningService config file."""
 
-    network: Literal["live", "test", "regtest"]
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    log_format: Literal["kv", "json"] = "kv"  # key=value lines, or one JSON object per line
-    listen: ListenConfig
-    auth: AuthConfig
     key: KeyConfig
     settlement: SettlementConfig
     funding_check: FundingCheckConfig = FundingCheckConfig()
