@@ -73,6 +73,8 @@ class Http1Connection(asyncio.Protocol):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
+        if self._waiter is None:  # bytes beyond the answer asked for: fails the feed, closes the connection
+            raise ConnectionError("unsolicited answer from the peer")
         self._body = []
         self._size = 0
 
