@@ -16,5 +16,5 @@ def check_amount(value: object, what: str = "amount") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(f"{what} must be an integer number of satoshis, not {type(value).__name__}")
     if not 0 <= value <= MAX_MONEY:
-        raise InvalidInput(f"{what} must be between 0 and {MAX_MONEY} satoshis")
+        raise InvalidInput(f"{what} must be between 0 and 21e14 satoshis (MAX_MONEY)")
     return int(value)
