@@ -18,7 +18,7 @@ from chan_store.contract import ChannelPage, StoreStats
 from paychan_common.state import Status
 from paychan_common.tx import OutPoint
 
-from ..domain.clock import Clock
+from ..domain.clock import ClockPort
 
 __all__ = ["BUCKETS", "Bucket", "Totals", "TotalsCache", "TotalsSource", "bucket_index", "compute_totals"]
 
@@ -117,7 +117,7 @@ async def compute_totals(source: TotalsSource, now: int) -> Totals:
 class TotalsCache:
     """The latest totals; one scan at a time, reused while younger than `max_age` seconds."""
 
-    def __init__(self, source: TotalsSource, clock: Clock) -> None:
+    def __init__(self, source: TotalsSource, clock: ClockPort) -> None:
         self._source = source
         self._clock = clock
         self._lock = asyncio.Lock()
