@@ -8,8 +8,8 @@ from hashlib import sha256
 from typing import Any
 
 import pytest
-from chan_store.model import ChannelExistsAt
 
+from chan_store.contract import ChannelExistsAt
 from paychan_common.address import Address
 from paychan_common.errors import (
     ChannelGone,
