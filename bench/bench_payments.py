@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from ephemeral_port_reserve import reserve
 
 from channels import FAMILIES, ChannelPlan, PlanSpec, build_channels, derived_secret
 from httpload import LaneResult, connect, run_lanes
@@ -166,12 +167,6 @@ def secp_verify_rate(seconds: float = 1.0) -> float:
     return count / (time.perf_counter() - started)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -187,7 +182,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) 
 
 def bare_aiohttp_rate(lanes: list[list[bytes]], connections: int, procs: int, workers: int) -> float:
     """Requests/s of a bare aiohttp handler (uvloop, `workers` processes), same generator, closed loop."""
-    port = _free_port()
+    port = int(reserve("127.0.0.1"))
     proc = subprocess.Popen([sys.executable, str(HERE / "bare_server.py"), str(port), "--workers", str(workers)],
                             stdout=subprocess.DEVNULL)
     try:

@@ -18,16 +18,21 @@ from urllib.parse import urlencode
 import coincurve
 import orjson
 
-from httpload import build_request
 from paychan_common.channel import ChannelParams, debug_funding
 from paychan_common.keys import PrivateKey, PublicKey
 from paychan_common.network import Network
 from paychan_common.sighash import SINGLE_ACP, PaymentSighashTemplate
 from paychan_common.wire_v1 import encode_v1_payload
+from paychan_runtime.http1 import build_request
 
 FAMILIES = ("v2", "v2.3", "v1")
+JSON_HEADERS = {"Content-Type": "application/json"}
 V23_CLOSE_FEE = 20_000  # a v2.3.0 closing payment's value is the settlement fee it pays
 
+
+
+def _json_request(method: str, target: str, host: str, body: bytes) -> bytes:
+    return build_request(method, target, host, body, JSON_HEADERS)
 
 @dataclass(frozen=True)
 class ChannelPlan:
@@ -88,10 +93,10 @@ def build_channel(spec: PlanSpec) -> ChannelPlan:
     pk = key.public_key.hex
     if spec.family == "v2":
         path = f"/v2/channels/{pk}/{spec.exp_time}/{txid}/{vout}"
-        open_req = build_request("POST", path, host, _seed_body(first, sign(first), txid, vout, script, address.text))
-        pays = [build_request("PUT", path, host, _seed_body(c, sign(c), txid, vout, script, address.text))
+        open_req = _json_request("POST", path, host, _seed_body(first, sign(first), txid, vout, script, address.text))
+        pays = [_json_request("PUT", path, host, _seed_body(c, sign(c), txid, vout, script, address.text))
                 for c in changes]
-        close = build_request("PUT", path + "/close", host,
+        close = _json_request("PUT", path + "/close", host,
                               _seed_body(last, sign(last), txid, vout, script, address.text))
     elif spec.family == "v2.3":
         opening = sign(first) + bytes([SINGLE_ACP])
@@ -99,13 +104,13 @@ def build_channel(spec: PlanSpec) -> ChannelPlan:
         path = f"/v2/channels/{txid}/{vout}?secret={secret}"
         full = {"change_value": first, "signature_data": opening.hex(), "funding_txid": txid, "funding_vout": vout,
                 "redeem_script": script.hex(), "change_address": address.text}
-        open_req = build_request("POST", path, host, orjson.dumps({"payment_data": full, "application_data": ""}))
-        pays = [build_request("PUT", path, host, orjson.dumps({"payment_data": {
+        open_req = _json_request("POST", path, host, orjson.dumps({"payment_data": full, "application_data": ""}))
+        pays = [_json_request("PUT", path, host, orjson.dumps({"payment_data": {
             "change_value": c, "signature_data": (sign(c) + bytes([SINGLE_ACP])).hex()}, "application_data": ""}))
             for c in changes]
         closing = last - V23_CLOSE_FEE
         close_full = dict(full, change_value=closing, signature_data=(sign(closing) + bytes([SINGLE_ACP])).hex())
-        close = build_request("PUT", f"/v2/channels/{txid}/{vout}/close?secret={secret}", host,
+        close = _json_request("PUT", f"/v2/channels/{txid}/{vout}/close?secret={secret}", host,
                               orjson.dumps({"payment_data": close_full, "application_data": ""}))
     elif spec.family == "v1":
         def payload(change: int) -> str:

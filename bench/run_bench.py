@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,36 +27,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+from ephemeral_port_reserve import reserve
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEBUG = ROOT / "config" / "debug"
 
 
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def to_toml(data: dict[str, Any]) -> str:
-    """Two-level dict as TOML."""
-    lines = [f"{k} = {_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    for k, v in data.items():
-        if isinstance(v, dict):
-            lines.append(f"\n[{k}]")
-            lines += [f"{kk} = {_value(vv)}" for kk, vv in v.items()]
-    return "\n".join(lines) + "\n"
+def reserve_port() -> int:
+    """A loopback port left in TIME_WAIT, so no other bind(0) takes it before our server binds it (see
+    tests/support/ports.py)."""
+    return int(reserve("127.0.0.1"))
 
 
 def _parse_set(text: str) -> tuple[str, str, str, Any]:
@@ -78,8 +59,8 @@ class Stack:
     def __init__(self, root: Path, *, workers: int, sync: bool, unix: bool, sets: Sequence[str],
                  store_db: Path | None = None, config_dir: Path = DEBUG) -> None:
         self.root = root
-        self.port = free_port()
-        store_port, signer_port = free_port(), free_port()
+        self.port = reserve_port()
+        store_port, signer_port = reserve_port(), reserve_port()
         token = str(root / "internal.token")
         cfg = {name: tomllib.loads((config_dir / f"{name}.toml").read_text())
                for name in ("store", "signing", "server")}
@@ -95,6 +76,8 @@ class Stack:
         cfg["server"]["auth"]["token_file"] = token
         cfg["server"]["chan_store"]["url"] = f"http://127.0.0.1:{store_port}"
         cfg["server"]["signing_service"]["url"] = f"http://127.0.0.1:{signer_port}"
+        if "management" in cfg["server"]:  # its own port too: config/debug's fixed one may be taken
+            cfg["server"]["management"].update(port=reserve_port(), token_file=str(root / "management.token"))
         self.store_health = f"http://127.0.0.1:{store_port}/health"
         if unix:
             sock = str(root / "store.sock")
@@ -106,7 +89,7 @@ class Stack:
             name, section, key, value = _parse_set(item)
             cfg[name].setdefault(section, {})[key] = value
         for name, data in cfg.items():
-            (root / f"{name}.toml").write_text(to_toml(data))
+            (root / f"{name}.toml").write_text(tomli_w.dumps(data))
         self.signer_health = f"http://127.0.0.1:{signer_port}/health"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from chan_store.app import create_app
 from chan_store.config import StoreConfig
 from chan_store.storage import StorageError
-from paychan_runtime.config import ConfigError, load_config
-from paychan_runtime.serve import run_internal_service, setup_logging
+from paychan_runtime.serve import prepare_internal_service, run_internal_service
 
 log = logging.getLogger("paychan.chanstore")
 
@@ -21,16 +20,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chan-store", description="Store channel states durably.")
     parser.add_argument("config_file", help="TOML config file (see config/*/store.toml)")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config_file, StoreConfig)
-        setup_logging(config.log_level, config.log_format)
-        app = create_app(config)
-    except ConfigError as exc:
-        print(f"chan-store: {exc.message}", file=sys.stderr)
+    prepared = prepare_internal_service("chan-store", args.config_file, StoreConfig, "token file", create_app)
+    if prepared is None:
         return 2
-    except OSError as exc:
-        print(f"chan-store: cannot prepare the token file: {exc}", file=sys.stderr)
-        return 2
+    config, app = prepared
     listen = config.listen
 
     async def started() -> None:

@@ -7,7 +7,6 @@ POST /payments, GET /stats.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -16,16 +15,15 @@ from pathlib import Path
 from aiohttp import web
 
 from chan_store.config import StoreConfig
-from chan_store.leveldb_storage import LevelDBStorage, crashing_writer, write_batches
-from chan_store.metrics import STORE_METRICS, InstrumentedStorage, StoreMetrics, store_middlewares
-from chan_store.model import ChannelExistsAt, StateConflict
-from chan_store.storage import Storage
-from chan_store.store import ChannelStore, FatalHandler, exit_process
-from chan_store.wire import (
+from chan_store.contract import (
     MAX_BODY_BYTES,
+    ChannelExistsAt,
     ListQuery,
+    StateConflict,
+    StoreStats,
     error_json,
     outpoint_hex,
+    page_json,
     parse_cas_body,
     parse_outpoint,
     parse_payments_request,
@@ -33,8 +31,12 @@ from chan_store.wire import (
     payment_result_json,
     require_object,
     state_hex,
-    states_hex,
+    stats_json,
 )
+from chan_store.leveldb_storage import LevelDBStorage, crashing_writer, write_batches
+from chan_store.metrics import STORE_METRICS, InstrumentedStorage, StoreMetrics, store_middlewares
+from chan_store.storage import Storage
+from chan_store.store import ChannelStore, FatalHandler, exit_process
 from paychan_common.errors import ChannelNotFound, InvalidInput
 from paychan_runtime.config import load_or_create_secret
 from paychan_runtime.faults import CrashHook, crash_point_from_env
@@ -107,8 +109,7 @@ async def list_channels(request: web.Request) -> web.Response:
     page = await request.app[STORE_KEY].list(
         status=query.status, client_pubkey=query.client_pubkey, expiring_before=query.expiring_before,
         after=query.after, limit=query.limit)
-    cursor = None if page.next is None else outpoint_hex(page.next)
-    return json_response({"states": states_hex(page.states), "next": cursor})
+    return json_response(page_json(page))
 
 
 async def apply_payments(request: web.Request) -> web.Response:
@@ -135,9 +136,7 @@ async def compare_and_set(request: web.Request) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     """GET /stats -> channel counts, memory use and the storage's commit counters."""
     store = request.app[STORE_KEY]
-    commit = store.storage_stats()
-    storage = dataclasses.asdict(commit) | {"mean_batch_size": commit.mean_batch_size}
-    return json_response({"counts": store.counts(), "memory": store.memory(), "storage": storage})
+    return json_response(stats_json(StoreStats(store.counts(), store.memory(), store.storage_stats())))
 
 
 def create_app(config: StoreConfig, *, storage_factory: StorageFactory | None = None,

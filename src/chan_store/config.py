@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
 from chan_store.store import DEFAULT_CACHE_SIZE
 from paychan_runtime.config import InternalListenConfig as ListenConfig
-from paychan_runtime.config import StrictSection
+from paychan_runtime.config import InternalServiceConfig, StrictSection
 from paychan_runtime.config import TokenAuthConfig as AuthConfig
 
 __all__ = ["AuthConfig", "ListenConfig", "StorageConfig", "StoreConfig"]
@@ -29,12 +29,7 @@ class StorageConfig(StrictSection):
         return Path(self.path)
 
 
-class StoreConfig(StrictSection):
+class StoreConfig(InternalServiceConfig):
     """The whole ChanStore config file."""
 
-    network: Literal["live", "test", "regtest"]
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    log_format: Literal["kv", "json"] = "kv"  # key=value lines, or one JSON object per line
-    listen: ListenConfig
-    auth: AuthConfig
     storage: StorageConfig

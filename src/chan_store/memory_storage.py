@@ -5,7 +5,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 
-from chan_store.storage import CommitStats, StorageClosedError, WriteBatch
+from chan_store.contract import CommitStats
+from chan_store.storage import StorageClosedError, WriteBatch
 
 __all__ = ["MemoryStorage"]
 

@@ -18,7 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from chan_store.storage import CommitStats, Storage, WriteBatch
+from chan_store.contract import CommitStats
+from chan_store.storage import Storage, WriteBatch
 from chan_store.store import ChannelStore
 from paychan_runtime.logs import access_log_middleware, quiet_routes
 from paychan_runtime.metrics import Metrics, latency_middleware

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from chan_store.contract import CommitStats
+
 __all__ = [
     "CommitStats",
     "Storage",
@@ -65,29 +67,6 @@ class WriteBatch:
     def __len__(self) -> int:
         """Return the number of operations in the batch."""
         return len(self.puts) + len(self.deletes)
-
-
-@dataclass(frozen=True, slots=True)
-class CommitStats:
-    """Snapshot of an adapter's commit counters, for metrics."""
-
-    commits: int
-    """Number of (synced) writes to the engine; one write may carry many batches."""
-    writes: int
-    """Number of `WriteBatch` commits acknowledged."""
-    last_batch_size: int
-    """Number of `WriteBatch` commits carried by the latest engine write."""
-    max_batch_size: int
-    """Largest number of `WriteBatch` commits carried by one engine write."""
-    total_sync_seconds: float
-    """Time spent in engine writes (including fsync), summed."""
-    last_sync_seconds: float
-    """Time spent in the latest engine write (including fsync)."""
-
-    @property
-    def mean_batch_size(self) -> float:
-        """Return the average number of commits per engine write (0.0 before any write)."""
-        return self.writes / self.commits if self.commits else 0.0
 
 
 class Storage(Protocol):

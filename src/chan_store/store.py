@@ -26,19 +26,20 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
 from chan_store import keys
-from chan_store.model import (
+from chan_store.contract import (
     MAX_LIST_LIMIT,
     MAX_PAYMENTS,
     MAX_TIME,
     ChannelExistsAt,
     ChannelPage,
+    CommitStats,
     PaymentApplied,
     PaymentItem,
     PaymentResult,
     StateConflict,
     check_count,
 )
-from chan_store.storage import CommitStats, Storage, StorageError, WriteBatch
+from chan_store.storage import Storage, StorageError, WriteBatch
 from paychan_common.errors import ChannelNotFound, InvalidInput, PaychanError, ServiceUnavailable
 from paychan_common.rules import apply_payment
 from paychan_common.state import ChannelState, Status

@@ -8,21 +8,19 @@ from .errors import (
     ChannelStateError,
     ClientError,
     InvalidArgument,
-    RpcError,
     ServerRejected,
     StateFileError,
     TransportError,
 )
 from .models import FAMILIES, Family, FundingInfo, PaymentResult, parse_family
-from .refund import build_refund_tx
-from .rpc import BitcoinRpc
+from .refund import RefundValidity, SettlementConfirmed, build_refund_tx
+from .rpc import NodeClient
 from .state import ClientChannel
 
 __all__ = [
     "FAMILIES",
     "AddressMismatch",
     "BadResponse",
-    "BitcoinRpc",
     "ChannelDraft",
     "ChannelStateError",
     "ChannelUpdate",
@@ -31,10 +29,12 @@ __all__ = [
     "Family",
     "FundingInfo",
     "InvalidArgument",
+    "NodeClient",
     "PaychanClient",
     "PaymentResult",
-    "RpcError",
+    "RefundValidity",
     "ServerRejected",
+    "SettlementConfirmed",
     "StateFileError",
     "TransportError",
     "build_refund_tx",

@@ -18,14 +18,15 @@ from paychan_common.errors import PaychanError
 from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
 from paychan_common.tx import OutPoint
+from paychan_runtime.bitcoin_rpc import RpcError
 
 from .api import PaychanClient
 from .draft import ChannelDraft, load_any
-from .errors import ChannelStateError, ClientError, InvalidArgument, RpcError, StateFileError
+from .errors import ChannelStateError, ClientError, InvalidArgument, StateFileError
 from .models import Family, parse_family
 from .payments import client_address, parse_address
-from .refund import build_refund_tx
-from .rpc import BitcoinRpc
+from .refund import RefundValidity, SettlementConfirmed, build_refund_tx
+from .rpc import NodeClient
 from .state import ClientChannel
 
 DEFAULT_DURATION_HOURS = 7 * 24
@@ -95,13 +96,13 @@ class _Context:
             raise InvalidArgument("no endpoint: give --endpoint")
         return PaychanClient(url, network, http=self.http(), timeout=self.args.timeout)
 
-    def rpc(self) -> BitcoinRpc:
+    def rpc(self) -> NodeClient:
         """bitcoind JSON-RPC from --rpc-url and credentials."""
         a = self.args
         if not a.rpc_url:
             raise InvalidArgument("this command needs --rpc-url")
-        return BitcoinRpc(a.rpc_url, user=a.rpc_user, password=a.rpc_password, cookie_file=a.rpc_cookie,
-                          http=self.http(), timeout=a.timeout)
+        return NodeClient(a.rpc_url, user=a.rpc_user or "", password=a.rpc_password or "",
+                          cookie_file=a.rpc_cookie or "", http=self.http(), timeout=a.timeout)
 
 
 def _save(ctx: _Context, state: ClientChannel | ChannelDraft) -> None:
@@ -173,7 +174,7 @@ def cmd_fund(ctx: _Context) -> None:
             txid = rpc.send_to_address(params.funding_address.text, a.amount_sat)
             outpoint, value = rpc.find_output(txid, script)
         finally:
-            rpc.release()
+            rpc.close()
     draft = replace(draft, funding_outpoint=outpoint, funding_value=value)
     _save(ctx, draft)
     ctx.emit({"event": "fund", "funding_address": params.funding_address.text, "funding_txid": outpoint.display_txid,
@@ -203,7 +204,7 @@ def cmd_wait_conf(ctx: _Context) -> None:
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
     finally:
-        rpc.release()
+        rpc.close()
     ctx.emit({"event": "confirmed", "funding_txid": outpoint.display_txid, "funding_vout": outpoint.vout,
               "confirmations": conf})
 
@@ -263,23 +264,30 @@ def cmd_refund(ctx: _Context) -> None:
     fee, fee_rate = (a.fee, None) if a.fee is not None else (None, a.fee_rate if a.fee_rate is not None else 1)
     address = a.refund_address or default_refund
 
-    def refund(out: OutPoint, amount: int, rpc: BitcoinRpc | None) -> None:
+    validity = RefundValidity(params.exp_time, None)
+
+    def refund(out: OutPoint, amount: int, rpc: NodeClient | None) -> None:
         tx = build_refund_tx(params, state.client_key, out, amount, address, fee=fee, fee_rate=fee_rate)
         if rpc is not None:
             rpc.send_raw_transaction(tx.serialize().hex())
         ctx.emit({"event": "refund", "txid": tx.txid, "tx": tx.serialize().hex(), "locktime": tx.locktime,
                   "value": tx.outputs[0].value, "published": rpc is not None,
-                  "funding_txid": out.display_txid, "funding_vout": out.vout})
+                  "funding_txid": out.display_txid, "funding_vout": out.vout, **validity.to_json()})
 
     if not a.rpc_url:
         refund(outpoint, value, None)
         return
     rpc = ctx.rpc()
     try:
+        validity = RefundValidity(params.exp_time, rpc.median_time_past())
         try:
+            if a.txid is None and rpc.spent_in_block(outpoint):
+                # A confirmed settlement spent the funding: a refund of it must never be published (spec 8.6)
+                raise SettlementConfirmed("the funding output is spent by a confirmed transaction (the "
+                                          "server's settlement): no refund of it is published")
             refund(outpoint, value, rpc)
-        except RpcError as exc:
-            if a.txid is not None or not _input_spent(exc):
+        except (RpcError, SettlementConfirmed) as exc:
+            if a.txid is not None or not (isinstance(exc, SettlementConfirmed) or _input_spent(exc)):
                 raise
             # The funding output is spent (a settlement): what the client may still refund is whatever pays
             # the channel address, e.g. the change of a v2 settlement (spec 8.4), found in the UTXO set.
@@ -290,11 +298,11 @@ def cmd_refund(ctx: _Context) -> None:
             for out, amount in leftovers:
                 refund(out, amount, rpc)
     finally:
-        rpc.release()
+        rpc.close()
 
 
 def _input_spent(exc: RpcError) -> bool:
-    text = exc.message.lower()
+    text = exc.rpc_message.lower()
     return "missingorspent" in text or "missing-inputs" in text or "missing inputs" in text
 
 
@@ -302,7 +310,8 @@ def cmd_status(ctx: _Context) -> None:
     """Print the local state (without the private key)."""
     state = ctx.load()
     stage = "channel" if isinstance(state, ClientChannel) else "draft"
-    ctx.emit({"event": "status", **state.public_json(), "stage": stage})
+    validity = RefundValidity(state.params.exp_time, None).to_json()
+    ctx.emit({"event": "status", **state.public_json(), "stage": stage, **validity})
 
 
 def _origin(url: str) -> str:

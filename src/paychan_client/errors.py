@@ -7,8 +7,10 @@ ClientError
  ├── ServerRejected         the server answered with an error status (v2 JSON body or v1 reason phrase)
  ├── BadResponse            the server answered success, but with something the protocol does not allow
  │    └── AddressMismatch   the server's funding address / redeem script differ from our derivation
- ├── StateFileError         the channel state file is missing, unreadable or invalid
- └── RpcError               a bitcoind JSON-RPC call failed
+ └── StateFileError         the channel state file is missing, unreadable or invalid
+
+A bitcoind call raises the shared `paychan_runtime.bitcoin_rpc` errors instead: RpcError (the node's
+JSON-RPC error) or ServiceUnavailable (node unreachable, credentials refused, still starting).
 """
 
 from __future__ import annotations
@@ -56,11 +58,3 @@ class AddressMismatch(BadResponse):
 
 class StateFileError(ClientError):
     """The state file cannot be read, written or understood."""
-
-
-class RpcError(ClientError):
-    """A bitcoind JSON-RPC call failed (transport, HTTP status or RPC error object)."""
-
-    def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code

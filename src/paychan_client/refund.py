@@ -1,6 +1,11 @@
-"""The client's refund transaction after exp_time (spec 8.5), built by the core."""
+"""The client's refund transaction after exp_time (spec 8.5), built by the core; when it becomes valid
+(by the chain's median time past, BIP113), and the rule never to refund a funding output a confirmed
+settlement spent (spec 8.6)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from paychan_common.channel import ChannelParams
 from paychan_common.errors import PaychanError
@@ -8,7 +13,7 @@ from paychan_common.keys import PrivateKey
 from paychan_common.settlement import build_refund, refund_fee_for_rate
 from paychan_common.tx import OutPoint, Transaction
 
-from .errors import InvalidArgument
+from .errors import ChannelStateError, InvalidArgument
 from .payments import parse_address
 
 
@@ -38,3 +43,28 @@ def build_refund_tx(params: ChannelParams, key: PrivateKey, outpoint: OutPoint, 
         return build_refund(outpoint, funding_value, redeem, params.exp_time, script, fee, key)
     except PaychanError as exc:
         raise InvalidArgument(exc.message) from None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundValidity:
+    """When the refund becomes valid: once the chain's median time past passes exp_time (spec 8.5, BIP113)."""
+
+    exp_time: int
+    median_time_past: int | None  # None: no node asked
+
+    @property
+    def valid(self) -> bool | None:
+        """True once a block can include the refund; None without a node."""
+        return None if self.median_time_past is None else self.median_time_past > self.exp_time
+
+    def to_json(self) -> dict[str, Any]:
+        """For the CLI's JSON lines."""
+        out: dict[str, Any] = {"refund_valid_after_median_time_past": self.exp_time}
+        if self.median_time_past is not None:
+            out.update(median_time_past=self.median_time_past, refund_valid_now=self.valid,
+                       refund_valid_in_seconds=max(self.exp_time + 1 - self.median_time_past, 0))
+        return out
+
+
+class SettlementConfirmed(ChannelStateError):
+    """The funding output is spent by a confirmed transaction: no refund of it is published (spec 8.6)."""

@@ -15,6 +15,9 @@ from .tx import OutPoint, Transaction, TxIn, TxOut
 FIXED_SETTLEMENT_SIZE = 348  # the original's size estimate (spec 8.3)
 _MAX_SERVER_SIG_PUSH = 73  # push opcode + 71-byte low-S DER + sighash byte
 REFUND_SEQUENCE = 0xFFFFFFFE
+#: The largest settlement any channel can have (spec 8.1): 81-byte redeem script, two 73-byte signature
+#: pushes, two outputs with 34-byte scripts (P2WSH/P2TR, the longest accepted addresses).
+MAX_SETTLEMENT_SIZE = 4 + 1 + 36 + 1 + (73 + 73 + 1 + 2 + 81) + 4 + 1 + 2 * (8 + 1 + 34) + 4
 
 
 class FeeMode(enum.Enum):
@@ -52,12 +55,17 @@ def _script_sig(client_push: bytes, server_push: bytes, redeem_script: bytes) ->
     return push_data(client_push) + push_data(server_push) + bytes([OP_1]) + push_data(redeem_script)
 
 
-def settlement_size(s: SettlementInput, destination: bytes, dust_limit: int) -> int:
-    """Upper bound on the signed settlement's size (server signature at its longest)."""
-    outs = _outputs(s, destination, dust_limit + 1, dust_limit)
+def signed_size_bound(s: SettlementInput, tx: Transaction) -> int:
+    """Upper bound on the size of the unsigned settlement tx once signed (server signature at its longest)."""
     placeholder = b"\0" * (_MAX_SERVER_SIG_PUSH - 1)
     sig = _script_sig(s.client_signature.script_sig_push, placeholder, s.redeem_script)
-    return len(Transaction(1, (TxIn(s.outpoint, sig),), outs, 0).serialize())
+    return len(Transaction(tx.version, (TxIn(s.outpoint, sig),), tx.outputs, tx.locktime).serialize())
+
+
+def settlement_size(s: SettlementInput, destination: bytes, dust_limit: int) -> int:
+    """Upper bound on the signed settlement's size with its server output (spec 8.1)."""
+    outs = _outputs(s, destination, dust_limit + 1, dust_limit)
+    return signed_size_bound(s, Transaction(1, (TxIn(s.outpoint, b""),), outs, 0))
 
 
 def settlement_fee(s: SettlementInput, destination: bytes, dust_limit: int, rate: int, mode: FeeMode,

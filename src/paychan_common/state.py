@@ -1,4 +1,8 @@
-"""The stored channel state and its binary codec."""
+"""The stored channel state and its binary codec.
+
+Format 1 holds the newest settlement only; format 2 (written only when there is more than one signed
+version, so a format-1 state re-serializes to the same bytes and ChanStore's compare-and-set hashes stay
+valid) appends the earlier signed versions of the settlement, oldest first (spec 8.6). Both are read."""
 
 from __future__ import annotations
 
@@ -37,6 +41,8 @@ class Status(enum.Enum):
 
 
 _FORMAT_VERSION = 1
+_FORMAT_WITH_VERSIONS = 2
+MAX_SETTLEMENT_VERSIONS = 64
 _HEAD = struct.Struct("<BBB33sIQQQBIqq")
 
 
@@ -63,6 +69,17 @@ class ChannelState:
     settlement_tx: bytes = b""
     settlement_txid: str = ""
     settlement_fee: int = 0
+    earlier_settlements: tuple[bytes, ...] = ()  # earlier signed versions (replaced by fee), oldest first
+
+    @property
+    def settlement_versions(self) -> tuple[bytes, ...]:
+        """Every signed version of the settlement, oldest first; the last one is followed (spec 8.6)."""
+        return (*self.earlier_settlements, self.settlement_tx) if self.settlement_tx else self.earlier_settlements
+
+    @property
+    def bumps(self) -> int:
+        """How many times the settlement was replaced by a higher-fee version."""
+        return len(self.earlier_settlements)
 
     @property
     def value_received(self) -> int:
@@ -91,9 +108,10 @@ class ChannelState:
         )
 
     def serialize(self) -> bytes:
-        """Versioned binary encoding."""
+        """Versioned binary encoding (format 2 only when there are earlier settlement versions)."""
         head = _HEAD.pack(
-            _FORMAT_VERSION, self.family.value, self.status.value, self.client_pubkey, self.exp_time,
+            _FORMAT_WITH_VERSIONS if self.earlier_settlements else _FORMAT_VERSION, self.family.value,
+            self.status.value, self.client_pubkey, self.exp_time,
             self.funding_value, self.change_value, self.settlement_fee, self.sighash, self.payment_count,
             self.open_time, self.last_payment_time,
         )
@@ -102,6 +120,11 @@ class ChannelState:
                      self.secret, self.settlement_tx, self.settlement_txid.encode()):
             parts.append(struct.pack("<I", len(blob)))
             parts.append(blob)
+        if self.earlier_settlements:
+            parts.append(struct.pack("<I", len(self.earlier_settlements)))
+            for blob in self.earlier_settlements:
+                parts.append(struct.pack("<I", len(blob)))
+                parts.append(blob)
         return b"".join(parts)
 
     @classmethod
@@ -109,19 +132,18 @@ class ChannelState:
         """Inverse of serialize; rejects truncation and trailing bytes."""
         try:
             (ver, fam, st, pk, exp, fval, change, fee, sighash, count, opened, last) = _HEAD.unpack_from(data, 0)
-            if ver != _FORMAT_VERSION:
+            if ver not in (_FORMAT_VERSION, _FORMAT_WITH_VERSIONS):
                 raise InvalidInput(f"unknown channel state format {ver}")
             pos = _HEAD.size
             outpoint = OutPoint.parse(data[pos : pos + 36])
             pos += 36
-            blobs: list[bytes] = []
-            for _ in range(7):
-                (n,) = struct.unpack_from("<I", data, pos)
-                pos += 4
-                if pos + n > len(data):
-                    raise InvalidInput("truncated channel state")
-                blobs.append(data[pos : pos + n])
-                pos += n
+            blobs, pos = _blobs(data, pos, 7)
+            earlier: list[bytes] = []
+            if ver == _FORMAT_WITH_VERSIONS:
+                (n_earlier,) = struct.unpack_from("<I", data, pos)
+                if not 1 <= n_earlier <= MAX_SETTLEMENT_VERSIONS:
+                    raise InvalidInput(f"channel state with {n_earlier} earlier settlement versions")
+                earlier, pos = _blobs(data, pos + 4, n_earlier)
             if pos != len(data):
                 raise InvalidInput("trailing bytes after channel state")
             return cls(
@@ -130,7 +152,20 @@ class ChannelState:
                 family=Family(fam), status=Status(st), change_value=change, signature=blobs[3],
                 sighash=sighash, secret=blobs[4], payment_count=count, open_time=opened,
                 last_payment_time=last, settlement_tx=blobs[5], settlement_txid=blobs[6].decode(),
-                settlement_fee=fee,
+                settlement_fee=fee, earlier_settlements=tuple(earlier),
             )
         except (struct.error, ValueError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"corrupt channel state: {exc}") from None
+
+
+def _blobs(data: bytes, pos: int, count: int) -> tuple[list[bytes], int]:
+    """count length-prefixed blobs from pos; the position after them."""
+    blobs: list[bytes] = []
+    for _ in range(count):
+        (n,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        if pos + n > len(data):
+            raise InvalidInput("truncated channel state")
+        blobs.append(data[pos : pos + n])
+        pos += n
+    return blobs, pos

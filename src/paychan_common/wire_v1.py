@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 
-from .amount import Sat
+from .amount import check_amount
 from .channel import ClientSignature
 from .der import der_length
 from .errors import InvalidInput, InvalidPayment
@@ -45,9 +45,9 @@ def parse_v1_payload(text: str) -> Payment:
     raw = decode_v1_bytes(text)
     if len(raw) < 8 + 2 + 1:
         raise InvalidPayment("payment payload too short", code="bad_payload")
-    change = Sat(int.from_bytes(raw[:8], "little"))
+    change = check_amount(int.from_bytes(raw[:8], "little"), "change_value")
     n = der_length(raw[8:])
     if len(raw) != 8 + n + 1:
         raise InvalidPayment("payment payload length does not match its signature", code="bad_payload")
     sig = ClientSignature.from_parts(raw[8 : 8 + n], raw[8 + n])
-    return Payment(change_value=int(change), signature=sig)
+    return Payment(change_value=change, signature=sig)

@@ -1,62 +1,86 @@
-"""Client of the internal services (ChanStore, SigningService): keep-alive pool, bearer token,
-typed errors re-raised from the JSON error body."""
+"""Client of the internal services (ChanStore, SigningService): keep-alive pool over `http1`, bearer
+token, typed errors re-raised from the JSON error body."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-import aiohttp
 import orjson
 
 from paychan_common.errors import PaychanError, ServiceUnavailable, error_from_json
 
+from .http1 import Http1Connection, build_request, open_connection
+
+__all__ = ["InternalClient", "decode_answer"]
+
+
+def decode_answer(status: int, raw: bytes, name: str) -> Any:
+    """The parsed JSON body of an answer, or the typed error its `{"error": {...}}` body carries."""
+    try:
+        parsed = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        raise ServiceUnavailable(f"{name} sent a non-JSON answer (status {status})") from None
+    if status >= 400:
+        err = parsed.get("error") if isinstance(parsed, dict) else None
+        if isinstance(err, dict):
+            raise error_from_json(str(err.get("class")), str(err.get("code")), str(err.get("message")))
+        raise PaychanError(f"{name} answered status {status}")
+    return parsed
+
 
 class InternalClient:
-    """JSON-over-HTTP client for one internal service (TCP URL or unix socket)."""
+    """JSON-over-HTTP client for one internal service (TCP URL or unix socket), at most `pool_size`
+    exchanges at once."""
 
     def __init__(self, base_url: str, token: str, *, unix_path: str | None = None, pool_size: int = 100,
                  timeout: float = 30.0, name: str = "service") -> None:
+        url = urlsplit(base_url)
+        if url.scheme != "http" or not url.hostname:
+            raise ValueError(f"{name} URL must be http://host[:port]: {base_url!r}")
+        if pool_size < 1:
+            raise ValueError("pool_size must be >= 1")
         self.base_url = base_url.rstrip("/")
         self.name = name
+        self._host, self._port, self._unix_path = url.hostname, url.port or 80, unix_path
+        self._netloc, self._prefix = url.netloc, url.path.rstrip("/")
         self._headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
-        self._unix_path = unix_path
-        self._pool_size = pool_size
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
-
-    def _sess(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector: aiohttp.BaseConnector
-            if self._unix_path:
-                connector = aiohttp.UnixConnector(path=self._unix_path, limit=self._pool_size)
-            else:
-                connector = aiohttp.TCPConnector(limit=self._pool_size, keepalive_timeout=60)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
-                                                  json_serialize=lambda o: orjson.dumps(o).decode())
-        return self._session
+        self._timeout = timeout
+        self._slots = asyncio.Semaphore(pool_size)
+        self._idle: list[Http1Connection] = []
 
     async def close(self) -> None:
-        """Close the connection pool."""
-        if self._session is not None:
-            await self._session.close()
+        """Close the idle connections."""
+        while self._idle:
+            self._idle.pop().close()
 
-    async def request(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
-        """Send a request; return the parsed JSON body or raise the typed error it carries."""
-        data = orjson.dumps(body) if body is not None else None
+    async def request(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None,
+                      *, encoded: bytes | None = None) -> Any:
+        """Send a request (JSON `body`, or an already `encoded` one); return the parsed JSON answer or
+        raise the typed error it carries."""
+        data = encoded if encoded is not None else (orjson.dumps(body) if body is not None else None)
+        target = self._prefix + path + ("?" + urlencode(params) if params else "")
+        status, raw = await self._exchange(build_request(method, target, self._netloc, data, self._headers))
+        return decode_answer(status, raw, self.name)
+
+    async def _exchange(self, request: bytes) -> tuple[int, bytes]:
+        conn: Http1Connection | None = None
         try:
-            async with self._sess().request(method, self.base_url + path, data=data, params=params,
-                                            headers=self._headers) as resp:
-                raw = await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            async with asyncio.timeout(self._timeout), self._slots:
+                while self._idle and not self._idle[-1].reusable:
+                    self._idle.pop()
+                conn = self._idle.pop() if self._idle else await open_connection(
+                    self._host, self._port, self._unix_path)
+                answer = await conn.exchange(request)
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            if conn is not None:
+                conn.close()
             raise ServiceUnavailable(f"{self.name} unreachable: {type(exc).__name__}") from None
-        try:
-            parsed = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            raise ServiceUnavailable(f"{self.name} sent a non-JSON answer (status {status})") from None
-        if status >= 400:
-            err = parsed.get("error") if isinstance(parsed, dict) else None
-            if isinstance(err, dict):
-                raise error_from_json(str(err.get("class")), str(err.get("code")), str(err.get("message")))
-            raise PaychanError(f"{self.name} answered status {status}")
-        return parsed
+        except BaseException:  # cancelled mid-exchange: the connection's state is unknown
+            if conn is not None:
+                conn.close()
+            raise
+        if conn.reusable:
+            self._idle.append(conn)
+        return answer

@@ -7,7 +7,7 @@ import os
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -122,3 +122,13 @@ class TokenAuthConfig(StrictSection):
     """The shared bearer token, read from (or created in) token_file."""
 
     token_file: Annotated[str, Field(min_length=1)]
+
+
+class InternalServiceConfig(StrictSection):
+    """What every internal service's config file holds: network, logging, where it listens, its token."""
+
+    network: Literal["live", "test", "regtest"]
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["kv", "json"] = "kv"  # key=value lines, or one JSON object per line
+    listen: InternalListenConfig
+    auth: TokenAuthConfig

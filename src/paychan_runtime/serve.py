@@ -8,16 +8,20 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 
-from paychan_runtime.config import InternalListenConfig
+from paychan_runtime.config import ConfigError, InternalListenConfig, InternalServiceConfig, load_config
 
 from .logs import LogFormat, configure_logging
 
 log = logging.getLogger("paychan.serve")
+
+_Config = TypeVar("_Config", bound=InternalServiceConfig)
 
 
 def setup_logging(level: str = "INFO", fmt: LogFormat = "kv") -> None:
@@ -91,3 +95,18 @@ def run_internal_service(app: web.Application, listen: InternalListenConfig,
         logger.error("cannot listen on %s: %s", listen.where, exc)
         return 1
     return 0
+
+
+def prepare_internal_service(prog: str, config_file: str, model: type[_Config], files: str,
+                             build: Callable[[_Config], web.Application]) -> tuple[_Config, web.Application] | None:
+    """Load the config, set up logging, build the app; None after a one-line error on stderr naming the bad
+    config or `files` (the main then exits 2)."""
+    try:
+        config = load_config(config_file, model)
+        setup_logging(config.log_level, config.log_format)
+        return config, build(config)
+    except ConfigError as exc:
+        print(f"{prog}: {exc.message}", file=sys.stderr)
+    except OSError as exc:
+        print(f"{prog}: cannot prepare the {files}: {exc}", file=sys.stderr)
+    return None

@@ -14,8 +14,9 @@ from chan_store.client import ChanStoreClient
 from paychan_common.address import Address
 from paychan_common.errors import ServiceUnavailable
 from paychan_common.keys import PublicKey
+from paychan_common.settlement import MAX_SETTLEMENT_SIZE
 from paychan_runtime.client import InternalClient
-from paychan_runtime.config import load_or_create_secret
+from paychan_runtime.config import ConfigError, load_or_create_secret
 from paychan_runtime.faults import crash_point_from_env
 
 from .adapters.debug_chain import DebugChain
@@ -27,10 +28,11 @@ from .api.v1 import add_routes as add_v1
 from .api.v2 import add_routes as add_v2
 from .config import ServerConfig
 from .domain.clock import Clock
-from .domain.ports import Blockchain
+from .domain.ports import Blockchain, SignerPolicy
 from .domain.service import PayChanService
 from .domain.settler import Settler
 from .operator.features import OperatorFeatures, request_middlewares
+from .operator.hooks import SettlementCounters
 from .operator.metrics import METRICS, ServerMetrics
 
 log = logging.getLogger("paychan.server")
@@ -58,6 +60,26 @@ async def _wait_signer(signer: SignerClient, cfg: ServerConfig, wait_s: float = 
             if loop.time() > deadline:
                 raise
             await asyncio.sleep(0.1)
+
+
+def check_fee_caps(cfg: ServerConfig, signer: SignerPolicy) -> None:
+    """Refuse to start when a fee this server may ask for can exceed the SigningService's max_fee (spec 8.6):
+    such a settlement would never be signed and its channel would stay closing until the client refunds."""
+    s = cfg.settlement
+    own = s.max_fee_rate_sat_per_byte * MAX_SETTLEMENT_SIZE
+    problem = ""
+    if own > signer.max_fee:
+        problem = (f"settlement.max_fee_rate_sat_per_byte: {s.max_fee_rate_sat_per_byte} sat/byte x "
+                   f"{MAX_SETTLEMENT_SIZE} bytes (the largest settlement) = {own} sat exceeds the "
+                   f"SigningService's max_fee of {signer.max_fee} sat (spec 8.6)")
+    elif s.bump_max_fee > signer.max_fee:
+        problem = (f"settlement.bump_max_fee: {s.bump_max_fee} sat exceeds the SigningService's max_fee "
+                   f"of {signer.max_fee} sat (spec 8.6)")
+    if problem:
+        log.critical("refusing to start: %s", problem)
+        raise ConfigError(problem)
+    log.info("fee caps within the SigningService's max_fee %d sat (dust limit %d)", signer.max_fee,
+             signer.dust_limit)
 
 
 def create_app(cfg: ServerConfig, *, background: bool = True) -> web.Application:
@@ -93,12 +115,15 @@ def _resources(cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[N
         try:
             await chain.startup_check()  # spec 10.4 self-test: a node on another chain is fatal
             server_pk, destination = await _wait_signer(signer, cfg)
+            signer_policy = await signer.policy()
+            check_fee_caps(cfg, signer_policy)
         except BaseException:
             await asyncio.gather(store.close(), signer.close(), chain.close())
             raise
         clock = Clock(cfg.debug.time_offset_seconds)
         svc_settler = Settler(store, signer, chain, destination.script_pubkey, cfg.channel.policy(),
-                              cfg.settlement, clock, crash=crash_point_from_env())
+                              cfg.settlement, clock, signer_policy=signer_policy,
+                              hooks=SettlementCounters(app[METRICS]), crash=crash_point_from_env())
         features = OperatorFeatures.create(cfg, app[METRICS])
         svc = PayChanService(cfg, store, chain, svc_settler, server_pk, clock, hooks=features.hooks)
         app[SERVICE] = svc

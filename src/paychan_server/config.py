@@ -41,6 +41,12 @@ class ChannelConfig(StrictSection):
         return ChannelPolicy(self.dust_limit, self.open_price, self.funding_min_conf, self.settlement_period_hours,
                              self.min_duration_hours)
 
+    def value_left(self, change: int) -> int:
+        """The client's change as reported to clients and operators (spec 6.5, optionally minus the dust limit)."""
+        if self.report_value_left_minus_dust:
+            return max(change - self.dust_limit, 0)
+        return change
+
 
 class V1Config(StrictSection):
     base_price: int = Field(default=70_000, ge=0)
@@ -56,6 +62,12 @@ class SettlementConfig(StrictSection):
     safety_margin_hours: int = Field(default=1, ge=0)  # auto-close this long before exp - settlement_period
     confirmations: int = Field(default=3, ge=1, le=1000)  # follow each settlement until this deep, then closed
     retry_max_interval_seconds: float = Field(default=300.0, gt=0)  # publish retries back off up to this
+    # Fee bumping (spec 8.6): replace an unconfirmed settlement at higher fees as its deadline nears.
+    bump_enable: bool = True
+    bump_deadline_margin_seconds: int = Field(default=3600, ge=0, le=30 * 86400)  # deadline = exp_time - this (MTP)
+    bump_max_share_percent: int = Field(default=100, ge=0, le=100)  # ceiling: this share of the server's value
+    bump_max_fee: int = Field(default=0, ge=0)  # ceiling in sat; 0: the SigningService's max_fee
+    alert_hours_before_deadline: float = Field(default=6.0, ge=0, le=720)  # ceiling ALERT, metrics window
 
 
 class BitcoinConfig(StrictSection):

@@ -7,10 +7,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from paychan_runtime.config import ConfigError, load_config
-from paychan_runtime.serve import run_internal_service, setup_logging
+from aiohttp import web
 
-from .app import create_app
+from paychan_runtime.serve import prepare_internal_service, run_internal_service
+
+from .app import KEY_KEY, create_app
 from .config import SigningConfig
 from .keystore import load_server_key
 
@@ -23,17 +24,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="Sign settlement transactions with the server key.")
     parser.add_argument("config_file", help="TOML config file (see config/*/signing.toml)")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config_file, SigningConfig)
-        setup_logging(config.log_level, config.log_format)
-        key = load_server_key(config.key, config.net)
-        app = create_app(config, key)
-    except ConfigError as exc:
-        print(f"signing-service: {exc.message}", file=sys.stderr)
+    def build(config: SigningConfig) -> web.Application:
+        return create_app(config, load_server_key(config.key, config.net))
+
+    prepared = prepare_internal_service("signing-service", args.config_file, SigningConfig, "key or token file",
+                                        build)
+    if prepared is None:
         return 2
-    except OSError as exc:
-        print(f"signing-service: cannot prepare the key or token file: {exc}", file=sys.stderr)
-        return 2
+    config, app = prepared
+    key = app[KEY_KEY]
     listen = config.listen
 
     async def started() -> None:

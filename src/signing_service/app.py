@@ -1,6 +1,8 @@
 """The SigningService HTTP application (spec 10.3, redesigned as bearer-authenticated JSON).
 
-Routes: GET /health (open), GET /pubkey, POST /sign_settlement. Errors are JSON
+Routes: GET /health (open), GET /pubkey (the key, the destination and the signing policy: max_fee and
+dust_limit, spec 8.6), POST /sign_settlement. Every signature is remembered durably (memory.py) before it is
+returned. Errors are JSON
 `{"error": {"class", "code", "message"}}`; the key is never logged or returned.
 """
 
@@ -25,9 +27,11 @@ from paychan_runtime.http import (
 from paychan_runtime.metrics import metrics_handler
 
 from .config import SigningConfig
+from .contract import MAX_BODY_BYTES, SettlementRequest, SignedSettlementAnswer, SignerInfo, SignerPolicy
 from .funding import FundingCheck, make_funding_check
+from .memory import Signed, SigningMemory
 from .metrics import SIGNING_METRICS, SigningMetrics, signing_middlewares
-from .policy import MAX_BODY_BYTES, SettlementRequest, SigningPolicy, approve
+from .policy import SigningPolicy, approve
 
 log = logging.getLogger("paychan.signing")
 audit = logging.getLogger("paychan.signing.audit")
@@ -36,6 +40,7 @@ CONFIG_KEY = web.AppKey("config", SigningConfig)
 KEY_KEY = web.AppKey("key", PrivateKey)
 POLICY_KEY = web.AppKey("policy", SigningPolicy)
 FUNDING_KEY: web.AppKey[FundingCheck] = web.AppKey("funding", FundingCheck)
+MEMORY_KEY = web.AppKey("memory", SigningMemory)
 
 OPEN_PATHS = frozenset({"/health", "/metrics"})  # /metrics: counters and latencies only, loopback
 
@@ -46,11 +51,12 @@ async def health(_request: web.Request) -> web.Response:
 
 
 async def pubkey(request: web.Request) -> web.Response:
-    """GET /pubkey: the server public key, the network and the settlement destination."""
+    """GET /pubkey: the server public key, the network, the settlement destination and the policy (spec 8.6)."""
     config = request.app[CONFIG_KEY]
     policy = request.app[POLICY_KEY]
-    return json_response({"pubkey": policy.server_pubkey.hex, "network": config.network,
-                          "destination": policy.destination.text})
+    info = SignerInfo(pubkey=policy.server_pubkey.hex, network=config.network, destination=policy.destination.text,
+                      policy=SignerPolicy(max_fee=policy.max_fee, dust_limit=policy.dust_limit))
+    return json_response(info.model_dump())
 
 
 async def sign_settlement_route(request: web.Request) -> web.Response:
@@ -59,6 +65,8 @@ async def sign_settlement_route(request: web.Request) -> web.Response:
         req = SettlementRequest.from_json(await read_json(request, MAX_BODY_BYTES))
         approved = approve(req, request.app[POLICY_KEY])
         await request.app[FUNDING_KEY].verify(approved.settlement)
+        await request.app[MEMORY_KEY].admit(approved.settlement.outpoint,
+                                            Signed(approved.settlement.change_value, approved.fee, approved.size))
     except SigningRefused as err:
         log.warning("refused to sign: code=%s: %s", err.code, err.message)
         raise
@@ -70,8 +78,9 @@ async def sign_settlement_route(request: web.Request) -> web.Response:
     audit.info("signed settlement txid=%s outpoint=%s change_value=%d server_value=%d fee=%d",
                txid, approved.settlement.outpoint, approved.settlement.change_value,
                approved.server_value, approved.fee)
-    return json_response({"tx": signed.serialize().hex(), "txid": txid, "fee": approved.fee,
-                          "server_value": approved.server_value})
+    answer = SignedSettlementAnswer(tx=signed.serialize().hex(), txid=txid, fee=approved.fee,
+                                    server_value=approved.server_value)
+    return json_response(answer.model_dump())
 
 
 def create_app(config: SigningConfig, key: PrivateKey) -> web.Application:
@@ -94,7 +103,9 @@ def create_app(config: SigningConfig, key: PrivateKey) -> web.Application:
         await funding.close()
 
     app.on_cleanup.append(close_funding)
-    app[POLICY_KEY] = SigningPolicy(key.public_key, config.destination, config.settlement.max_fee)
+    app[POLICY_KEY] = SigningPolicy(key.public_key, config.destination, config.settlement.max_fee,
+                                    config.settlement.dust_limit)
+    app[MEMORY_KEY] = SigningMemory(config.memory_file)
     app.router.add_get("/health", health)
     app.router.add_get("/pubkey", pubkey)
     app.router.add_post("/sign_settlement", sign_settlement_route)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -10,9 +11,7 @@ from paychan_common.address import Address
 from paychan_common.amount import MAX_MONEY
 from paychan_common.errors import InvalidInput
 from paychan_common.network import Network
-from paychan_runtime.config import InternalListenConfig as ListenConfig
-from paychan_runtime.config import StrictSection, config_error
-from paychan_runtime.config import TokenAuthConfig as AuthConfig
+from paychan_runtime.config import InternalServiceConfig, StrictSection, config_error
 
 Satoshis = Annotated[int, Field(ge=0, le=MAX_MONEY)]
 
@@ -27,10 +26,19 @@ class KeyConfig(StrictSection):
 
 
 class SettlementConfig(StrictSection):
-    """Where the server output goes and the highest fee the service will sign."""
+    """Where the server output goes, the highest fee the service will sign, and its own dust limit: a
+    server output below it is dropped (its value goes to the fee; spec 8.3, 8.6)."""
 
     destination: Annotated[str, Field(min_length=1)]
     max_fee: Satoshis
+    dust_limit: Annotated[int, Field(ge=546, le=MAX_MONEY)] = 700  # 546: the largest standard dust threshold
+
+
+class MemoryConfig(StrictSection):
+    """Where the record of signed settlements lives (spec 8.6); default: `signed_settlements.jsonl` next to
+    the key file."""
+
+    file: str = ""
 
 
 class FundingCheckConfig(StrictSection):
@@ -44,17 +52,13 @@ class FundingCheckConfig(StrictSection):
     rpc_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
 
 
-class SigningConfig(StrictSection):
+class SigningConfig(InternalServiceConfig):
     """The whole SigningService config file."""
 
-    network: Literal["live", "test", "regtest"]
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    log_format: Literal["kv", "json"] = "kv"  # key=value lines, or one JSON object per line
-    listen: ListenConfig
-    auth: AuthConfig
     key: KeyConfig
     settlement: SettlementConfig
     funding_check: FundingCheckConfig = FundingCheckConfig()
+    memory: MemoryConfig = MemoryConfig()
 
     @model_validator(mode="after")
     def _check(self) -> SigningConfig:
@@ -79,6 +83,11 @@ class SigningConfig(StrictSection):
     def net(self) -> Network:
         """The configured network."""
         return Network.parse(self.network)
+
+    @property
+    def memory_file(self) -> Path:
+        """The memory file: memory.file, or signed_settlements.jsonl in the key file's directory."""
+        return Path(self.memory.file) if self.memory.file else Path(self.key.file).parent / "signed_settlements.jsonl"
 
     @property
     def destination(self) -> Address:

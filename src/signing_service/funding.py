@@ -13,7 +13,7 @@ from paychan_common.hashing import hash160
 from paychan_common.keys import PublicKey
 from paychan_common.script import parse_channel_script
 from paychan_common.settlement import SettlementInput
-from paychan_runtime.bitcoin_rpc import BitcoinRpc, to_sat
+from paychan_runtime.bitcoin_rpc import BitcoinRpc, btc_to_sat
 
 from .config import FundingCheckConfig
 
@@ -65,12 +65,15 @@ class NodeFundingCheck:
         self.rpc = rpc
 
     async def verify(self, s: SettlementInput) -> None:
-        """Value and script of the unspent output (mempool spends count as spent)."""
+        """Value and script of the unspent output: unspent with the mempool, or in the chain's UTXO set and
+        spent only in the mempool (by an earlier version of the settlement that this one replaces, spec 8.6)."""
         out = await self.rpc.call("gettxout", s.outpoint.display_txid, s.outpoint.vout, True)
         if not out:
+            out = await self.rpc.call("gettxout", s.outpoint.display_txid, s.outpoint.vout, False)
+        if not out:
             raise _mismatch(f"funding output {s.outpoint} is unknown or already spent")
-        if to_sat(out["value"]) != s.funding_value:
-            raise _mismatch(f"funding_value {s.funding_value} differs from the node's {to_sat(out['value'])}")
+        if btc_to_sat(out["value"]) != s.funding_value:
+            raise _mismatch(f"funding_value {s.funding_value} differs from the node's {btc_to_sat(out['value'])}")
         if bytes.fromhex(out["scriptPubKey"]["hex"]) != p2sh_script(hash160(s.redeem_script)):
             raise _mismatch("funding output does not pay to the channel's P2SH address")
 

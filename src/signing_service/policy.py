@@ -6,68 +6,39 @@ output can only pay the configured destination, or raises:
 * InvalidInput (400) for a malformed request (types, hex, DER encoding, sighash byte);
 * SigningRefused (403) with a stable code for a well-formed request the policy refuses:
   `foreign_destination`, `not_channel_script`, `foreign_script`, `change_above_funding`,
-  `fee_above_cap`, `bad_client_signature`, `no_output`, `unexpected_output`.
+  `fee_above_cap`, `bad_client_signature`, `no_output`, `unexpected_output` (and, from the funding check
+  and the memory, `funding_mismatch`, `older_state`, `lower_fee_rate`).
+
+The service's own dust limit decides whether the server output is kept; a `dust_limit` in the request is
+accepted for older callers and ignored (spec 8.6): a caller-chosen limit could drop the server output and
+hand the server's share to miners. The per-channel memory (older states, lower fee rates) is `memory.py`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from paychan_common.address import Address
-from paychan_common.amount import MAX_MONEY
 from paychan_common.channel import ClientSignature, PaymentVerifier, parse_hex
 from paychan_common.errors import InvalidInput, SigningRefused
 from paychan_common.keys import PublicKey
 from paychan_common.script import parse_channel_script
-from paychan_common.settlement import SettlementInput, unsigned_settlement
+from paychan_common.settlement import SettlementInput, signed_size_bound, unsigned_settlement
 from paychan_common.sighash import NONE_ACP
 from paychan_common.tx import OutPoint, Transaction
-from paychan_runtime.config import validation_summary
 
-Satoshis = Annotated[int, Field(ge=0, le=MAX_MONEY)]
-Hex = Annotated[str, Field(max_length=1024)]
-
-MAX_BODY_BYTES = 16 * 1024
-
-
-class SettlementRequest(BaseModel):
-    """The body of POST /sign_settlement: strict JSON types, no unknown keys."""
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-    redeem_script: Hex
-    funding_txid: Hex
-    funding_vout: Annotated[int, Field(ge=0, le=0xFFFFFFFF)]
-    funding_value: Annotated[int, Field(ge=1, le=MAX_MONEY)]
-    change_value: Satoshis
-    change_script: Hex
-    client_signature: Hex
-    client_sighash: int
-    fee: Satoshis
-    dust_limit: Satoshis
-    destination: Annotated[str, Field(max_length=100)] | None = None
-
-    @classmethod
-    def from_json(cls, data: Any) -> SettlementRequest:
-        """Validate a parsed JSON body; InvalidInput naming the bad fields (never echoing values)."""
-        if not isinstance(data, dict):
-            raise InvalidInput("request body must be a JSON object", code="invalid_field")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise InvalidInput(f"invalid request: {validation_summary(exc, '<body>')}", code="invalid_field") from None
+from .contract import SettlementRequest
 
 
 @dataclass(frozen=True, slots=True)
 class SigningPolicy:
-    """What the service signs for: channels holding server_pubkey, paying destination, fee <= max_fee."""
+    """What the service signs for: channels holding server_pubkey, paying destination, fee <= max_fee;
+    the server output is dropped below dust_limit (the service's own)."""
 
     server_pubkey: PublicKey
     destination: Address
     max_fee: int
+    dust_limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +49,7 @@ class ApprovedSettlement:
     tx: Transaction
     server_value: int
     fee: int
+    size: int  # upper bound of the signed size, for fee-rate comparisons
 
 
 def _refuse(code: str, message: str) -> SigningRefused:
@@ -147,7 +119,7 @@ def approve(req: SettlementRequest, policy: SigningPolicy) -> ApprovedSettlement
     settlement = SettlementInput(outpoint, req.funding_value, redeem_script, req.change_value, change_script,
                                  client_sig)
     try:
-        tx = unsigned_settlement(settlement, policy.destination.script_pubkey, req.fee, req.dust_limit)
+        tx = unsigned_settlement(settlement, policy.destination.script_pubkey, req.fee, policy.dust_limit)
     except InvalidInput as exc:
         raise _refuse("no_output", exc.message) from None
     server_value = _check_outputs(tx, settlement, policy)
@@ -157,4 +129,4 @@ def approve(req: SettlementRequest, policy: SigningPolicy) -> ApprovedSettlement
     if implied_fee > policy.max_fee:
         raise _refuse("fee_above_cap", f"settlement fee {implied_fee} (funding minus outputs) exceeds the cap "
                                        f"of {policy.max_fee} sat")
-    return ApprovedSettlement(settlement, tx, server_value, implied_fee)
+    return ApprovedSettlement(settlement, tx, server_value, implied_fee, signed_size_bound(settlement, tx))

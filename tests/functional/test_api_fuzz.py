@@ -14,7 +14,6 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -28,7 +27,8 @@ from schemathesis.checks import (
 )
 
 from paychan_server.api.openapi_doc import build_document
-from tests.functional.services import Services
+from tests.support.plugin import ServicesFactory
+from tests.support.services import Services
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -39,10 +39,9 @@ TRACEBACK_MARKERS = ("Traceback", 'File "')
 
 
 @pytest.fixture(scope="module")
-def fuzz_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+def fuzz_services(module_services_factory: ServicesFactory) -> Iterator[Services]:
     """One debug stack for the whole fuzz run (a failing run keeps its folder, logs included)."""
-    root: Path = tmp_path_factory.mktemp("fuzz") / "svc"
-    svc = Services(root).start()
+    svc = module_services_factory("fuzz")
     log.info("fuzzing %s", svc.url)
     yield svc
     svc.stop()

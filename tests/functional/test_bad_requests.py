@@ -16,7 +16,6 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,8 +23,9 @@ import pytest
 
 from paychan_common.keys import PrivateKey
 from paychan_common.tx import OutPoint
-from tests.functional.channel_helper import CLIENT_REFUND, NONE_ACP, SINGLE_ACP, TestChannel
-from tests.functional.services import Services, wait_until
+from tests.support.channels import CLIENT_REFUND, NONE_ACP, SINGLE_ACP, TestChannel
+from tests.support.plugin import ServicesFactory
+from tests.support.services import Services, wait_until
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -473,11 +473,10 @@ def _open_and_pay(client: httpx.Client, base: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(module_services_factory: ServicesFactory) -> Iterator[World]:
     """Main services, plus a second PayChanServer on the same ChanStore whose clock reads EXP_LATE - 6 h."""
-    root: Path = tmp_path_factory.mktemp("bad_requests")
-    main = Services(root / "main")
-    late = Services(root / "late", time_offset=LATE_OFFSET, server={
+    main = module_services_factory("bad_requests_main", start=False)
+    late = module_services_factory("bad_requests_late", start=False, time_offset=LATE_OFFSET, server={
         "auth": {"token_file": str(main.root / "internal.token")},
         "chan_store": {"url": f"http://127.0.0.1:{main.store_port}"},
         "signing_service": {"url": f"http://127.0.0.1:{main.signer_port}"},
@@ -495,8 +494,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         raise
     finally:
         client.close()
-        late.server.stop()
-        main.stop()
 
 
 def _up(client: httpx.Client, url: str) -> bool:

@@ -10,17 +10,15 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from paychan_common.state import ChannelState
-from tests.functional.channel_helper import CLIENT_REFUND, TestChannel
-from tests.functional.services import Services
+from tests.support.channels import CLIENT_REFUND, TestChannel
+from tests.support.services import Services
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -62,17 +60,6 @@ def pay_req(family: str, ch: TestChannel, change: int, secret: str) -> Req:
     return Req("PUT", ch.v23_url, {"secret": secret}, ch.v23_compact(change))
 
 
-@pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """One debug stack for the module."""
-    root: Path = tmp_path_factory.mktemp("concurrency")
-    svc = Services(root / "svc")
-    try:
-        yield svc.start()
-    finally:
-        svc.stop()
-
-
 def stored_state(svc: Services, ch: TestChannel) -> ChannelState | None:
     """The channel's state read directly from ChanStore."""
     r = httpx.get(f"http://127.0.0.1:{svc.store_port}/channels/{ch.op.serialize().hex()}",
@@ -99,11 +86,11 @@ async def send_all(base: str, reqs: list[Req]) -> list[httpx.Response]:
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-async def test_concurrent_payments_add_up(services: Services, family: str) -> None:
+async def test_concurrent_payments_add_up(shared_services: Services, family: str) -> None:
     ch = TestChannel(exp_time=int(time.time()) + 7 * 24 * 3600)
     opened = ch.funding_value - OPEN_PRICE
     secret = ch.secret(opened)
-    r = await asyncio.to_thread(lambda: httpx.request(**_kw(services.url, open_req(family, ch, opened))))
+    r = await asyncio.to_thread(lambda: httpx.request(**_kw(shared_services.url, open_req(family, ch, opened))))
     assert r.status_code == 201, r.text
     rng = random.Random()
     changes = sorted({opened - rng.randint(1, 10**6) for _ in range(N_PAYMENTS * 2)}, reverse=True)[:N_PAYMENTS]
@@ -112,7 +99,7 @@ async def test_concurrent_payments_add_up(services: Services, family: str) -> No
     rng.shuffle(order)
     log.info("%s: %d payments with distinct decreasing change values, sent at once in random order", family,
              N_PAYMENTS)
-    responses = await send_all(services.url, [pay_req(family, ch, c, secret) for c in order])
+    responses = await send_all(shared_services.url, [pay_req(family, ch, c, secret) for c in order])
     acked: list[int] = []
     received = 0
     for change, resp in zip(order, responses, strict=True):
@@ -128,7 +115,7 @@ async def test_concurrent_payments_add_up(services: Services, family: str) -> No
              N_PAYMENTS - len(acked), received)
     assert acked, "at least one payment must win"
     assert min(changes) in acked, "the lowest change value can never be out of order"
-    state = stored_state(services, ch)
+    state = stored_state(shared_services, ch)
     assert state is not None and state.status.label == "open"
     assert state.change_value == min(acked)
     assert received == opened - state.change_value
@@ -140,12 +127,12 @@ def _kw(base: str, req: Req) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-async def test_concurrent_opens_one_wins(services: Services, family: str) -> None:
+async def test_concurrent_opens_one_wins(shared_services: Services, family: str) -> None:
     ch = TestChannel(exp_time=int(time.time()) + 7 * 24 * 3600)
     opened = ch.funding_value - OPEN_PRICE
     req = open_req(family, ch, opened)
     log.info("%s: %d identical opens of one channel at once", family, N_OPENS)
-    responses = await send_all(services.url, [req] * N_OPENS)
+    responses = await send_all(shared_services.url, [req] * N_OPENS)
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201] + [409] * (N_OPENS - 1), [(r.status_code, r.text) for r in responses]
     for r in responses:
@@ -153,5 +140,5 @@ async def test_concurrent_opens_one_wins(services: Services, family: str) -> Non
             assert r.json()["code"] in ("channel_exists", "open_channel_exists"), r.text
         else:
             assert r.json()["value_received"] == ch.funding_value - opened
-    state = stored_state(services, ch)
+    state = stored_state(shared_services, ch)
     assert state is not None and state.change_value == opened and state.payment_count == 1

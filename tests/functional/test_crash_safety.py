@@ -10,14 +10,13 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
 
 from paychan_common.state import ChannelState
-from tests.functional.channel_helper import TestChannel
-from tests.functional.services import Services, wait_until
+from tests.support.channels import TestChannel
+from tests.support.services import Services, wait_until
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -79,8 +78,8 @@ def stored(svc: Services, ch: TestChannel) -> ChannelState:
     return ChannelState.parse(bytes.fromhex(r.json()["state"]))
 
 
-def test_acknowledged_payments_survive_chanstore_sigkill(tmp_path: Path) -> None:
-    svc = Services(tmp_path / "svc")
+def test_acknowledged_payments_survive_chanstore_sigkill(services: Services) -> None:
+    svc = services  # the plugin logs the services' tails if this fails
     client: PayingClient | None = None
     thread: threading.Thread | None = None
     seed = random.randrange(1 << 32)
@@ -90,7 +89,6 @@ def test_acknowledged_payments_survive_chanstore_sigkill(tmp_path: Path) -> None
     httpx_level = httpx_log.level
     httpx_log.setLevel(logging.WARNING)  # thousands of requests: keep the captured log readable
     try:
-        svc.start()
         ch = TestChannel(exp_time=int(time.time()) + 7 * 24 * 3600)
         opened = ch.funding_value - OPEN_PRICE
         r = httpx.post(svc.url + ch.seed_url, json=ch.v2_body(opened))
@@ -129,13 +127,9 @@ def test_acknowledged_payments_survive_chanstore_sigkill(tmp_path: Path) -> None
         with httpx.Client(timeout=30.0) as c:
             assert client.pay_once(c)
         assert stored(svc, ch).change_value == client.last_ack == client.change
-    except BaseException:
-        log.error("service logs:\n%s", svc.logs())
-        raise
     finally:
         if client is not None:
             client.stop.set()
         if thread is not None:
             thread.join(timeout=30)
-        svc.stop()
         httpx_log.setLevel(httpx_level)

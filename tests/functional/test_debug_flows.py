@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from paychan_common.keys import PrivateKey
-from tests.functional.channel_helper import CLIENT_REFUND, NONE_ACP, TestChannel
-from tests.functional.services import Services
+from tests.support.channels import CLIENT_REFUND, NONE_ACP, TestChannel
+from tests.support.plugin import ServicesFactory
+from tests.support.services import Services
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -34,19 +33,9 @@ B_PATH = ("/v2/channels/034f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b7
 
 
 @pytest.fixture
-def vector_services(tmp_path: Path) -> Iterator[Services]:
+def vector_services(services_factory: ServicesFactory) -> Services:
     """Services whose clock reads 2017, before the vectors' expiry."""
-    svc = Services(tmp_path / "svc", time_offset=VECTOR_NOW - int(time.time())).start()
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    """Services on the real clock."""
-    svc = Services(tmp_path / "svc").start()
-    yield svc
-    svc.stop()
+    return services_factory(time_offset=VECTOR_NOW - int(time.time()))
 
 
 def test_vector_d_v1_open_exact_request(vector_services: Services) -> None:

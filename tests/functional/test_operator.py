@@ -16,9 +16,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.functional.channel_helper import TestChannel
-from tests.functional.regtest_node import wait_for
-from tests.functional.services import Services, free_port, now
+from tests.support.channels import TestChannel
+from tests.support.plugin import ServicesFactory
+from tests.support.ports import reserve_port
+from tests.support.regtest import wait_for
+from tests.support.services import Services, now
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -56,11 +58,11 @@ def application() -> Iterator[str]:
 
 
 @pytest.fixture
-def operator_services(tmp_path: Path, application: str) -> Iterator[Services]:
+def operator_services(tmp_path: Path, application: str, services_factory: ServicesFactory) -> Services:
     """The stack with management, callback, 2 server workers and JSON logs for ChanStore."""
     root = tmp_path / "svc"
-    mport = free_port()
-    svc = Services(root, server={
+    mport = reserve_port()
+    svc = services_factory(start=False, server={
         "listen": {"workers": 2},
         "management": {"enable": True, "port": mport, "token_file": str(root / "management.token"),
                        "metrics_token_file": str(root / "metrics.token"), "totals_max_age_seconds": 0},
@@ -75,11 +77,8 @@ def operator_services(tmp_path: Path, application: str) -> Iterator[Services]:
         except httpx.HTTPError:
             return False
 
-    try:
-        wait_for(management_up, timeout=30, description="management API of worker 0")
-        yield svc
-    finally:
-        svc.stop()
+    wait_for(management_up, timeout=30, description="management API of worker 0")
+    return svc
 
 
 def _metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -7,12 +7,10 @@ import logging
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.functional.services import PROJECT_ROOT, Services
+from tests.support.services import PROJECT_ROOT, Services
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -30,14 +28,6 @@ def walkthrough() -> list[tuple[str, str | None]]:
             elif re.match(r"(curl |[A-Z]+=)", line):
                 lines.append((line, None))
     return lines
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    """A fresh debug stack."""
-    svc = Services(tmp_path / "svc").start()
-    yield svc
-    svc.stop()
 
 
 def test_readme_walkthrough_is_true(services: Services) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,8 @@ from paychan_common.settlement import settlement_size
 from paychan_common.state import Status
 from paychan_common.tx import OutPoint
 from paychan_server.domain.settler import settlement_input
-from tests.functional.regtest_node import RegtestNode
-from tests.functional.services import Services
-from tests.functional.test_regtest_support import (
+from tests.support.regtest import RegtestNode
+from tests.support.regtest_stack import (
     HOUR,
     client,
     decoded,
@@ -30,6 +28,7 @@ from tests.functional.test_regtest_support import (
     wait_state,
     wallet_rpc,
 )
+from tests.support.services import Services
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.regtest
@@ -40,14 +39,6 @@ V23_CLOSING_FEE = 2_000
 RATE = 3  # settlement.fee_rate_sat_per_byte: regtest has no fee estimate, so the configured rate applies
 
 
-@pytest.fixture(scope="module")
-def services(regtest_node: RegtestNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """The three services on the module's regtest node."""
-    svc = regtest_services(tmp_path_factory.mktemp("svc"), regtest_node).start()
-    yield svc
-    svc.stop()
-
-
 def fund(node: RegtestNode, address: str, script: bytes, amount: int = FUNDING) -> tuple[OutPoint, int]:
     """Pay `amount` to address from the node's wallet (through the client library); the funding output."""
     rpc = wallet_rpc(node)
@@ -55,7 +46,7 @@ def fund(node: RegtestNode, address: str, script: bytes, amount: int = FUNDING) 
         txid = rpc.send_to_address(address, amount)
         return rpc.find_output(txid, script)
     finally:
-        rpc.release()
+        rpc.close()
 
 
 def open_funded(c: PaychanClient, node: RegtestNode, family: Family, *, confirmations: int = 2,
@@ -74,13 +65,13 @@ def open_funded(c: PaychanClient, node: RegtestNode, family: Family, *, confirma
 
 
 @pytest.mark.parametrize("family", ["v1", "v2", "v2.3"])
-def test_fund_open_pay_close_settles_on_chain(regtest_node: RegtestNode, services: Services,
+def test_fund_open_pay_close_settles_on_chain(regtest_node: RegtestNode, node_services: Services,
                                               family: Family) -> None:
     node = regtest_node
-    dest = services.configs["signing"]["settlement"]["destination"]
+    dest = node_services.configs["signing"]["settlement"]["destination"]
     dest_before = node.rpc("getreceivedbyaddress", dest, 0)
     refund = node.rpc("getnewaddress", "", "legacy")
-    with client(services) as c:
+    with client(node_services) as c:
         log.info("%s: fund 1,000,000 sat from the node wallet, confirm, open", family)
         _key, ch = open_funded(c, node, family, change_address=refund if family == "v1" else None,
                                refund_address=refund)
@@ -93,14 +84,14 @@ def test_fund_open_pay_close_settles_on_chain(regtest_node: RegtestNode, service
         closing = c.close(ch, refund, fee=V23_CLOSING_FEE if family == "v2.3" else 0)
     txid = closing.settlement_txid
     assert txid is not None and closing.channel.status == "closed"
-    state = stored_state(services, ch.funding_outpoint)
+    state = stored_state(node_services, ch.funding_outpoint)
     assert state is not None and state.settlement_txid == txid
     log.info("the settlement was stored before publication and is in the mempool (the node accepted it)")
     assert state.status is Status.CLOSING
     assert txid in node.rpc("getrawmempool")
     [block] = node.mine(1)
     assert txid in node.rpc("getblock", block)["tx"]
-    wait_state(services, ch.funding_outpoint, lambda s: s.status is Status.CLOSED, what="closed after 1 conf")
+    wait_state(node_services, ch.funding_outpoint, lambda s: s.status is Status.CLOSED, what="closed after 1 conf")
 
     tx = decoded(node, txid)
     paid = outputs_by_address(tx)
@@ -124,11 +115,11 @@ def test_fund_open_pay_close_settles_on_chain(regtest_node: RegtestNode, service
 
 
 @pytest.mark.parametrize("family", ["v1", "v2", "v2.3"])
-def test_open_needs_enough_confirmations(regtest_node: RegtestNode, services: Services, family: Family) -> None:
+def test_open_needs_enough_confirmations(regtest_node: RegtestNode, node_services: Services, family: Family) -> None:
     node = regtest_node
     key = PrivateKey(secrets.token_bytes(32))
     exp = int(time.time()) + 4 * HOUR
-    with client(services) as c:
+    with client(node_services) as c:
         info = c.funding_info(key.public_key, exp, family)
         assert info.funding_tx_min_conf == 2
         outpoint, value = fund(node, info.funding_address, info.params.funding_address.script_pubkey)
@@ -149,12 +140,12 @@ def test_open_needs_enough_confirmations(regtest_node: RegtestNode, services: Se
 
 
 @pytest.mark.parametrize("family", ["v2", "v2.3"])
-def test_open_refuses_an_outpoint_of_another_script(regtest_node: RegtestNode, services: Services,
+def test_open_refuses_an_outpoint_of_another_script(regtest_node: RegtestNode, node_services: Services,
                                                     family: Family) -> None:
     node = regtest_node
     key = PrivateKey(secrets.token_bytes(32))
     exp = int(time.time()) + 4 * HOUR
-    with client(services) as c:
+    with client(node_services) as c:
         info = c.funding_info(key.public_key, exp, family)
         other = c.funding_info(key.public_key, exp + 1, family)  # another channel's address
         outpoint, value = fund(node, other.funding_address, other.params.funding_address.script_pubkey)
@@ -165,11 +156,11 @@ def test_open_refuses_an_outpoint_of_another_script(regtest_node: RegtestNode, s
     assert info.funding_address in err.value.server_message
 
 
-def test_v1_open_picks_the_output_the_payment_signs(regtest_node: RegtestNode, services: Services) -> None:
+def test_v1_open_picks_the_output_the_payment_signs(regtest_node: RegtestNode, node_services: Services) -> None:
     node = regtest_node
     key = PrivateKey(secrets.token_bytes(32))
     exp = int(time.time()) + 4 * HOUR
-    with client(services) as c:
+    with client(node_services) as c:
         info = c.funding_info(key.public_key, exp, "v1")
         script = info.params.funding_address.script_pubkey
         first, _ = fund(node, info.funding_address, script, 500_000)
@@ -180,9 +171,9 @@ def test_v1_open_picks_the_output_the_payment_signs(regtest_node: RegtestNode, s
         update = c.open_channel(key, exp, second, value, "v1", info=info)
     assert update.channel.funding_outpoint == second != first
     assert update.channel.channel_url.endswith(f"/v1/channels/{second.display_txid}/{second.vout}")
-    state = stored_state(services, second)
+    state = stored_state(node_services, second)
     assert state is not None and state.funding_value == 700_000
-    assert stored_state(services, first) is None
+    assert stored_state(node_services, first) is None
 
 
 def test_node_on_another_chain_is_refused(regtest_node: RegtestNode, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from bitcoin.core.script import OP_TRUE, CScript
 from bitcoin.wallet import P2SHBitcoinAddress
 
-from tests.functional.regtest_node import RegtestNode, RpcError, find_bitcoind, wait_for
+from tests.support.regtest import RegtestNode, RpcError, find_bitcoind, wait_for
 
 pytestmark = pytest.mark.regtest
 
@@ -101,7 +101,7 @@ def test_non_final_tx_rejected(regtest_node: RegtestNode) -> None:
     assert result["reject-reason"] == "non-final"
     with pytest.raises(RpcError) as excinfo:
         node.rpc("sendrawtransaction", signed["hex"])
-    assert "non-final" in excinfo.value.message
+    assert "non-final" in excinfo.value.rpc_message
 
 
 def test_rpc_error_and_lifecycle(tmp_path: Path) -> None:
@@ -110,7 +110,7 @@ def test_rpc_error_and_lifecycle(tmp_path: Path) -> None:
         assert node.running
         with pytest.raises(RpcError) as excinfo:
             node.rpc("no_such_method")
-        assert excinfo.value.code == -32601  # RPC_METHOD_NOT_FOUND
+        assert excinfo.value.rpc_code == -32601  # RPC_METHOD_NOT_FOUND
         with pytest.raises(RpcError):
             node.mine(1, address="not-an-address")
         assert wait_for(lambda: node.rpc("getblockcount") == 0, timeout=5, description="height 0")

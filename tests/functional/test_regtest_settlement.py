@@ -12,20 +12,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import tomli_w
 
 from paychan_client import ClientChannel, Family, PaychanClient, ServerRejected
 from paychan_common.keys import PrivateKey
 from paychan_common.state import Status
 from paychan_common.tx import OutPoint
-from tests.functional.regtest_node import RegtestNode, wait_for
-from tests.functional.services import PROJECT_ROOT, Service, Services, deep_merge, free_port, to_toml
-from tests.functional.test_regtest_support import (
+from tests.support.ports import reserve_port
+from tests.support.regtest import RegtestNode, wait_for
+from tests.support.regtest_stack import (
     HOUR,
     advance_chain_time,
     all_blocks,
@@ -41,6 +41,7 @@ from tests.functional.test_regtest_support import (
     wait_state,
     wallet_rpc,
 )
+from tests.support.services import PROJECT_ROOT, Service, Services, deep_merge
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.regtest
@@ -57,7 +58,7 @@ def fund_and_open(c: PaychanClient, node: RegtestNode, family: Family, *, exp: i
         outpoint, value = rpc.find_output(rpc.send_to_address(info.funding_address, amount),
                                           info.params.funding_address.script_pubkey)
     finally:
-        rpc.release()
+        rpc.close()
     node.mine(2)
     return c.open_channel(key, exp, outpoint, value, family, info=info, refund_address=refund_address).channel
 
@@ -71,10 +72,10 @@ def pay_n(c: PaychanClient, ch: ClientChannel, n: int, amount: int = 1_000) -> C
 
 def second_server(svc: Services, name: str = "paychan_server_b") -> tuple[Service, str]:
     """Another PayChanServer instance on the same ChanStore and SigningService (own port)."""
-    port = free_port()
+    port = reserve_port()
     cfg = deep_merge(svc.configs["server"], {"listen": {"port": port}})
     path = svc.root / f"{name}.toml"
-    path.write_text(to_toml(cfg))
+    path.write_text(tomli_w.dumps(cfg))
     return Service(name, "paychan_server", path, svc.root), f"http://127.0.0.1:{port}"
 
 
@@ -158,8 +159,8 @@ def test_scheduler_settles_before_expiry_once_across_instances_and_a_crash(
         built = cli_ok(state_file, "refund", "--txid", state.settlement_txid, "--vout", "0", "--value", str(change))
         verdict = mempool_accepts(node, built["tx"])
         assert verdict["allowed"] is True, verdict.get("reject-reason")
-        rpc = ["--rpc-url", node.rpc_url + "/wallet/w", "--rpc-user", node.rpc_user, "--rpc-password",
-               node.rpc_password]
+        rpc = ["--rpc-url", node.rpc_url + "/wallet/w", "--rpc-user", node.rpc_user,
+               f"--rpc-password={node.rpc_password}"]
         published = cli_ok(state_file, "refund", *rpc)  # the funding is spent: the CLI finds the change output
         assert (published["funding_txid"], published["funding_vout"]) == (state.settlement_txid, 0)
         assert published["txid"] == built["txid"] and published["published"]
@@ -192,8 +193,8 @@ def test_refund_after_expiry_with_the_server_gone(regtest_node_fresh: RegtestNod
     node = regtest_node_fresh
     svc = regtest_services(tmp_path / "svc", node)
     state = tmp_path / "channel.json"
-    rpc = ["--rpc-url", node.rpc_url + "/wallet/w", "--rpc-user", node.rpc_user, "--rpc-password",
-           node.rpc_password]
+    rpc = ["--rpc-url", node.rpc_url + "/wallet/w", "--rpc-user", node.rpc_user,
+           f"--rpc-password={node.rpc_password}"]
     refund_address = node.rpc("getnewaddress", "", "legacy")
     try:
         svc.start()
@@ -247,38 +248,30 @@ def test_refund_after_expiry_with_the_server_gone(regtest_node_fresh: RegtestNod
 # ---------------------------------------------------------------------------------------------- outages
 
 
-@pytest.fixture(scope="module")
-def services(regtest_node: RegtestNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """Services on this module's shared node (tests here neither move its clock nor restart it)."""
-    svc = regtest_services(tmp_path_factory.mktemp("svc"), regtest_node).start()
-    yield svc
-    svc.stop()
-
-
-def test_signing_service_down_during_close(regtest_node: RegtestNode, services: Services) -> None:
+def test_signing_service_down_during_close(regtest_node: RegtestNode, node_services: Services) -> None:
     node = regtest_node
-    dest = services.configs["signing"]["settlement"]["destination"]
+    dest = node_services.configs["signing"]["settlement"]["destination"]
     refund = node.rpc("getnewaddress", "", "legacy")
-    with client(services) as c:
+    with client(node_services) as c:
         ch = pay_n(c, fund_and_open(c, node, "v2.3", refund_address=refund), 10)
         log.info("SigningService stopped: the close answers 503 and the channel waits in closing")
-        services.signer.stop()
+        node_services.signer.stop()
         try:
             for _ in range(2):  # a retried close is answered the same way while the signer is away
                 with pytest.raises(ServerRejected) as err:
                     c.close(ch, refund, fee=1_500)
                 assert err.value.status == 503
-            state = stored_state(services, ch.funding_outpoint)
+            state = stored_state(node_services, ch.funding_outpoint)
             assert state is not None and state.status is Status.CLOSING and not state.settlement_tx
         finally:
-            services.signer.start()
+            node_services.signer.start()
         log.info("SigningService back: the background settler signs, stores and publishes")
-        state = wait_state(services, ch.funding_outpoint, lambda s: bool(s.settlement_txid), what="signed")
+        state = wait_state(node_services, ch.funding_outpoint, lambda s: bool(s.settlement_txid), what="signed")
         wait_for(lambda: state.settlement_txid in node.rpc("getrawmempool"), timeout=30, description="published")
         again = c.close(ch, refund, fee=1_500)
     assert again.settlement_txid == state.settlement_txid
     node.mine(1)
-    wait_state(services, ch.funding_outpoint, lambda s: s.status is Status.CLOSED, what="closed")
+    wait_state(node_services, ch.funding_outpoint, lambda s: s.status is Status.CLOSED, what="closed")
     paid = outputs_by_address(decoded(node, state.settlement_txid))
     assert paid[refund] == ch.change_value - 1_500
     assert paid[dest] == ch.funding_value - ch.change_value  # the closing payment (1,500) paid the fee
@@ -298,7 +291,7 @@ def test_node_outage_and_mempool_loss(regtest_node_fresh: RegtestNode, tmp_path:
             rpc = wallet_rpc(node)
             outpoint, value = rpc.find_output(rpc.send_to_address(info.funding_address, 400_000),
                                               info.params.funding_address.script_pubkey)
-            rpc.release()
+            rpc.close()
             node.mine(2)
             log.info("channel A closes; its settlement waits in the mempool")
             closing_a = c.close(a, node.rpc("getnewaddress"))

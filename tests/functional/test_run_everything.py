@@ -19,8 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+import tomli_w
 
-from tests.functional.services import PROJECT_ROOT, free_port, to_toml, wait_until
+from tests.support.ports import reserve_port
+from tests.support.services import PROJECT_ROOT, wait_until
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -40,7 +42,7 @@ def debug_config_copy(dest: Path) -> dict[str, int]:
     """config/debug rewritten to free ports and paths under dest; returns the ports chosen."""
     dest.mkdir(parents=True)
     var = dest / "var"
-    ports = {"store": free_port(), "signing": free_port(), "server": free_port()}
+    ports = {"store": reserve_port(), "signing": reserve_port(), "server": reserve_port()}
     cfg: dict[str, dict[str, Any]] = {}
     for name in ("store", "signing", "server"):
         cfg[name] = tomllib.loads((PROJECT_ROOT / "config" / "debug" / f"{name}.toml").read_text())
@@ -51,18 +53,18 @@ def debug_config_copy(dest: Path) -> dict[str, int]:
     cfg["server"]["chan_store"]["url"] = f"http://127.0.0.1:{ports['store']}"
     cfg["server"]["signing_service"]["url"] = f"http://127.0.0.1:{ports['signing']}"
     if "management" in cfg["server"]:  # its own loopback port: free, too; tokens under dest
-        ports["management"] = free_port()
+        ports["management"] = reserve_port()
         cfg["server"]["management"].update(port=ports["management"], token_file=str(var / "management.token"),
                                             metrics_token_file=str(var / "metrics.token"))
     for name, data in cfg.items():
-        (dest / f"{name}.toml").write_text(to_toml(data))
+        (dest / f"{name}.toml").write_text(tomli_w.dumps(data))
     return ports
 
 
 def test_run_everything_starts_serves_and_stops(tmp_path: Path) -> None:
     conf = tmp_path / "conf"
     ports = debug_config_copy(conf)
-    port = free_port()
+    port = reserve_port()
     log.info("run_everything.sh on %s with PORT=%d (the config says %d)", conf, port, ports["server"])
     proc = subprocess.Popen(["bash", "scripts/run_everything.sh", str(conf)], cwd=PROJECT_ROOT,
                             env=dict(os.environ, PORT=str(port)), stdout=subprocess.PIPE,

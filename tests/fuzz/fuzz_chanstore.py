@@ -12,9 +12,7 @@ import atheris
 from tests.fuzz import INSTRUMENTED
 
 with atheris.instrument_imports(include=INSTRUMENTED):
-    from chan_store.memory_storage import MemoryStorage
-    from chan_store.store import ChannelStore
-    from chan_store.wire import (
+    from chan_store.contract import (
         ListQuery,
         parse_cas_body,
         parse_outpoint,
@@ -23,6 +21,8 @@ with atheris.instrument_imports(include=INSTRUMENTED):
         parse_state,
         require_object,
     )
+    from chan_store.memory_storage import MemoryStorage
+    from chan_store.store import ChannelStore
     from tests.fuzz.common import NOT_JSON, json_input, main, rejects_cleanly, text_input
     from tests.fuzz.seeds import chanstore_bodies, sample_states
 

@@ -9,8 +9,7 @@ then fails answers every payment of the batch with an error, never a success.
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,58 +21,37 @@ from aiohttp.test_utils import TestServer
 from chan_store.app import create_app
 from chan_store.client import ChanStoreClient
 from chan_store.config import StoreConfig
-from chan_store.leveldb_storage import LevelDBHandle, LevelDBStorage, write_batches
-from chan_store.model import PaymentApplied
-from chan_store.storage import Storage, WriteBatch
-from chan_store.wire import outpoint_hex, payment_item_json, state_hex
+from chan_store.contract import PaymentApplied, outpoint_hex, payment_item_json, state_hex
+from chan_store.leveldb_storage import LevelDBStorage
+from chan_store.storage import Storage
 from paychan_common.errors import ServiceUnavailable
-from tests.integration.test_chan_store import OPENED_AT, FatalRecorder, TestChannel, make_channel
 from tests.integration.test_chan_store_app import AUTH, store_config
+from tests.support.channels import OPENED_AT, StoredChannel, make_channel
+from tests.support.storage import FatalRecorder, GatedWriter
 
-WAIT = 10.0  # seconds; generous, only reached if the code under test is broken
 SETTLE = 0.2  # how long an answer that must not come is given to (wrongly) arrive
 
 AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]
 
 
-class BlockingWriter:
-    """Writer seam: records every group write (its batches and sync flag) and blocks while closed."""
-
-    def __init__(self) -> None:
-        self.gate = threading.Event()
-        self.gate.set()
-        self.entered = threading.Event()
-        self.fail = False
-        self.calls: list[tuple[int, bool]] = []  # (number of puts, sync) of each group write started
-        self.finished = 0
-
-    def close(self) -> None:
-        """Block the next write (and report when it has started)."""
-        self.entered.clear()
-        self.gate.clear()
-
-    def __call__(self, db: LevelDBHandle, batches: Sequence[WriteBatch], sync: bool) -> None:
-        self.calls.append((sum(len(b.puts) for b in batches), sync))
-        self.entered.set()
-        assert self.gate.wait(WAIT), "the test never released the write"
-        if self.fail:
-            raise OSError("injected disk failure")
-        write_batches(db, batches, sync)
-        self.finished += 1
-
-    async def wait_entered(self) -> None:
-        """Wait (without blocking the event loop) until a write has started."""
-        assert await asyncio.to_thread(self.entered.wait, WAIT), "no write started"
-
-
 class Harness:
     """ChanStore's app on a real TCP port, over LevelDB with the blocking writer."""
 
-    def __init__(self, server: TestServer, writer: BlockingWriter, fatal: FatalRecorder) -> None:
+    def __init__(self, server: TestServer, writer: GatedWriter, fatal: FatalRecorder) -> None:
         self.server = server
         self.writer = writer
         self.fatal = fatal
         self.url = str(server.make_url(""))
+
+    def client(self) -> ChanStoreClient:
+        """A ChanStoreClient on the app with one request in flight at a time (so payments coalesce)."""
+        return ChanStoreClient(self.url, AUTH["Authorization"].removeprefix("Bearer "), max_in_flight=1)
+
+    @staticmethod
+    def pay(client: ChanStoreClient, chan: StoredChannel, value: int) -> asyncio.Task[PaymentApplied]:
+        """A payment of `value` through client, as a task (its signature is not ChanStore's concern)."""
+        return asyncio.create_task(client.apply_payment(chan.outpoint, chan.state.change_value - value,
+                                                        b"\x30" * 70, 0x83, OPENED_AT))
 
     async def post(self, session: ClientSession, path: str, body: Any) -> tuple[int, Any]:
         async with session.post(self.url + path, data=orjson.dumps(body), headers=AUTH) as resp:
@@ -86,7 +64,7 @@ class Harness:
 
 @pytest.fixture
 async def harness(aiohttp_server: AiohttpServer, tmp_path: Path) -> AsyncIterator[Harness]:
-    writer = BlockingWriter()
+    writer = GatedWriter()
     fatal = FatalRecorder()
 
     def factory(config: StoreConfig) -> Storage:
@@ -102,7 +80,7 @@ async def harness(aiohttp_server: AiohttpServer, tmp_path: Path) -> AsyncIterato
         writer.gate.set()  # never leave the writer thread blocked
 
 
-async def open_channels(h: Harness, session: ClientSession, count: int) -> list[TestChannel]:
+async def open_channels(h: Harness, session: ClientSession, count: int) -> list[StoredChannel]:
     chans = [make_channel(100 + i) for i in range(count)]
     for chan in chans:
         status, body = await h.post(session, "/channels", {"state": state_hex(chan.state)})
@@ -141,47 +119,47 @@ async def test_post_payments_batch_is_answered_only_after_its_synced_write(harne
         assert status == 200 and body["state"] != state_hex(chans[0].state)  # the read saw the durable state
 
 
-async def test_coalesced_client_payments_wait_for_the_sync(harness: Harness) -> None:
-    h = harness
-    async with ClientSession() as session:
-        chans = await open_channels(h, session, 8)
-    client = ChanStoreClient(h.url, AUTH["Authorization"].removeprefix("Bearer "), max_in_flight=1)
+@pytest.fixture
+async def store_client(harness: Harness) -> AsyncIterator[ChanStoreClient]:
+    """harness.client(), closed after (the writer released first, so no write stays blocked)."""
+    client = harness.client()
     try:
-        h.writer.close()
-        first = asyncio.create_task(client.apply_payment(chans[0].outpoint, chans[0].state.change_value - 1,
-                                                         b"\x30" * 70, 0x83, OPENED_AT))
-        await h.writer.wait_entered()
-        # More payments arrive while the first batch's write is blocked: they queue for the next batch.
-        rest = [asyncio.create_task(client.apply_payment(c.outpoint, c.state.change_value - 1, b"\x30" * 70, 0x83,
-                                                         OPENED_AT)) for c in chans[1:]]
-        await assert_pending(first, *rest)
-        h.writer.gate.set()
-        results = await asyncio.gather(first, *rest)
-        assert all(isinstance(r, PaymentApplied) and r.value_received == 1 for r in results)
-        assert client.batches_sent == 2  # one request for the first, one for the seven that queued
-        assert [sync for _, sync in h.writer.calls[-2:]] == [True, True]
+        yield client
     finally:
-        h.writer.gate.set()
+        harness.writer.gate.set()
         await client.close()
 
 
-async def test_a_failed_synced_write_acknowledges_none_of_its_batch(harness: Harness) -> None:
-    h = harness
+async def test_coalesced_client_payments_wait_for_the_sync(harness: Harness, store_client: ChanStoreClient) -> None:
+    h, client = harness, store_client
+    async with ClientSession() as session:
+        chans = await open_channels(h, session, 8)
+    h.writer.close()
+    first = h.pay(client, chans[0], 1)
+    await h.writer.wait_entered()
+    # More payments arrive while the first batch's write is blocked: they queue for the next batch.
+    rest = [h.pay(client, c, 1) for c in chans[1:]]
+    await assert_pending(first, *rest)
+    h.writer.gate.set()
+    results = await asyncio.gather(first, *rest)
+    assert all(isinstance(r, PaymentApplied) and r.value_received == 1 for r in results)
+    assert client.batches_sent == 2  # one request for the first, one for the seven that queued
+    assert [sync for _, sync in h.writer.calls[-2:]] == [True, True]
+
+
+async def test_a_failed_synced_write_acknowledges_none_of_its_batch(harness: Harness,
+                                                                   store_client: ChanStoreClient) -> None:
+    h, client = harness, store_client
     async with ClientSession() as session:
         chans = await open_channels(h, session, 3)
-        client = ChanStoreClient(h.url, AUTH["Authorization"].removeprefix("Bearer "), max_in_flight=1)
-        try:
-            h.writer.close()
-            pays = [asyncio.create_task(client.apply_payment(c.outpoint, c.state.change_value - 2, b"\x30" * 70,
-                                                             0x83, OPENED_AT)) for c in chans]
-            await h.writer.wait_entered()
-            await assert_pending(*pays)
-            h.writer.fail = True
-            h.writer.gate.set()
-            outcomes = await asyncio.gather(*pays, return_exceptions=True)
-            assert all(isinstance(o, ServiceUnavailable) for o in outcomes), outcomes
-            assert len(h.fatal.calls) == 1  # the store fail-stops: memory is ahead of disk
-            status, _ = await h.get(session, "/channels/" + outpoint_hex(chans[0].outpoint))
-            assert status == 503
-        finally:
-            await client.close()
+        h.writer.close()
+        pays = [h.pay(client, c, 2) for c in chans]
+        await h.writer.wait_entered()
+        await assert_pending(*pays)
+        h.writer.fail = True
+        h.writer.gate.set()
+        outcomes = await asyncio.gather(*pays, return_exceptions=True)
+        assert all(isinstance(o, ServiceUnavailable) for o in outcomes), outcomes
+        assert len(h.fatal.calls) == 1  # the store fail-stops: memory is ahead of disk
+        status, _ = await h.get(session, "/channels/" + outpoint_hex(chans[0].outpoint))
+        assert status == 503

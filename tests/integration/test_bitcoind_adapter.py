@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,8 +20,8 @@ from paychan_runtime.config import ConfigError
 from paychan_server.adapters.bitcoind import BitcoindChain, RpcError
 from paychan_server.adapters.debug_chain import OutputState
 from paychan_server.config import BitcoinConfig, SettlementConfig
-from tests.functional.regtest_node import RegtestNode, find_bitcoind
-from tests.functional.services import free_port
+from tests.support.ports import reserve_port
+from tests.support.regtest import RegtestNode, find_bitcoind
 
 pytestmark = pytest.mark.regtest
 COIN = 100_000_000
@@ -34,15 +34,6 @@ def config(node: RegtestNode, **overrides: object) -> BitcoinConfig:
                                "rpc_password": node.rpc_password, "rpc_timeout_seconds": 10.0}
     base.update(overrides)
     return BitcoinConfig.model_validate(base)
-
-
-@pytest.fixture(scope="module")
-def regtest_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestNode]:
-    """A regtest node for this module: wallet "w", 101 blocks."""
-    with RegtestNode(tmp_path_factory.mktemp("adapter_node"), find_bitcoind()) as node:
-        node.create_wallet("w")
-        node.mine(101)
-        yield node
 
 
 @pytest.fixture
@@ -143,6 +134,26 @@ async def test_fee_rate_floor_cap_and_median_time(regtest_node: RegtestNode) -> 
         await capped.close()
 
 
+async def test_estimate_rate_is_not_capped_and_incremental_rate_is_the_nodes(tmp_path: Path) -> None:
+    """Spec 8.6: the bump schedule reads the node's estimate uncapped (to compare it with the ceiling)."""
+    with RegtestNode(tmp_path / "node", find_bitcoind()) as node:
+        node.create_wallet("w")
+        node.mine(101)
+        adapter = BitcoindChain(config(node), SettlementConfig(fee_rate_sat_per_byte=3, max_fee_rate_sat_per_byte=2))
+        try:
+            assert await adapter.estimate_rate(6) is None  # no data yet
+            assert await adapter.incremental_rate() == 1  # Knots' default incrementalrelayfee, 1 sat/vB
+            sink = node.new_address()
+            for _ in range(6):
+                for _ in range(3):
+                    node.rpc("sendtoaddress", sink, "0.01", "", "", False, True, None, "unset", None, 30)
+                node.mine(1)
+            assert await adapter.estimate_rate(2) == 30, "above the 2 sat/byte cap: not capped"
+            assert await adapter.fee_rate() == 2, "the settlement's first rate stays capped"
+        finally:
+            await adapter.close()
+
+
 async def test_output_state_and_tx_status(regtest_node: RegtestNode, chain: BitcoindChain) -> None:
     node = regtest_node
     unknown = "ab" * 32
@@ -197,7 +208,7 @@ async def test_wrong_chain_unreachable_node_and_credentials(regtest_node: Regtes
     assert err.value.code == "node_wrong_chain" and err.value.status == 503
     await wrong.close()
 
-    down = BitcoindChain(config(node, rpc_url=f"http://127.0.0.1:{free_port()}"), SETTLEMENT)
+    down = BitcoindChain(config(node, rpc_url=f"http://127.0.0.1:{reserve_port()}"), SETTLEMENT)
     with caplog.at_level(logging.WARNING, logger="paychan.bitcoind"):
         await down.startup_check()  # not fatal: the server starts and answers 503 until the node is back
     assert "not available at start-up" in caplog.text

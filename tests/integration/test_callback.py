@@ -14,8 +14,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from paychan_server.config import ServerConfig
-from tests.functional.channel_helper import CLIENT_REFUND, TestChannel
-from tests.integration.operator_stack import AiohttpClient, AiohttpServer, Stack, exp_time, free_port, start_stack
+from tests.support.channels import CLIENT_REFUND, TestChannel
+from tests.support.ports import reserve_port
+from tests.support.stack import AiohttpClient, AiohttpServer, Stack, exp_time, start_stack
 
 Behaviour = Callable[[dict[str, Any]], Awaitable[web.Response]]
 
@@ -161,7 +162,7 @@ async def test_failing_app_never_fails_a_stored_payment(stack: Stack, applicatio
 async def down_stack(tmp_path: Path, aiohttp_server: AiohttpServer,
                      aiohttp_client: AiohttpClient) -> AsyncIterator[Stack]:
     """The callback points at a port where nothing listens."""
-    async for s in _stack(tmp_path, aiohttp_server, aiohttp_client, f"http://127.0.0.1:{free_port()}"):
+    async for s in _stack(tmp_path, aiohttp_server, aiohttp_client, f"http://127.0.0.1:{reserve_port()}"):
         yield s
 
 

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import threading
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from chan_store import keys
-from chan_store.leveldb_storage import LevelDBHandle, LevelDBStorage, write_batches
+from chan_store.contract import ChannelExistsAt, PaymentApplied, PaymentItem, StateConflict, state_digest
+from chan_store.leveldb_storage import LevelDBStorage
 from chan_store.memory_storage import MemoryStorage
-from chan_store.model import ChannelExistsAt, PaymentApplied, PaymentItem, StateConflict, state_digest
 from chan_store.storage import Storage, StorageError, WriteBatch
 from chan_store.store import ChannelStore
-from paychan_common.address import Address
-from paychan_common.channel import ChannelParams, Funding, PaymentVerifier, debug_funding, sign_payment
 from paychan_common.errors import (
     ChannelGone,
     ChannelNotFound,
@@ -27,67 +23,10 @@ from paychan_common.errors import (
     PaychanError,
     ServiceUnavailable,
 )
-from paychan_common.hashing import sha256
-from paychan_common.keys import PrivateKey
-from paychan_common.network import Network
-from paychan_common.payment import Payment
-from paychan_common.rules import ChannelPolicy, open_state
-from paychan_common.sighash import SINGLE_ACP
-from paychan_common.state import ChannelState, Family, Status
+from paychan_common.state import ChannelState, Status
 from paychan_common.tx import OutPoint
-
-WAIT = 10.0  # bound of a thread handshake; reached only when the code under test is broken
-SERVER_KEY = PrivateKey(sha256(b"chan-store test server key"))
-OPENED_AT = 1_700_000_000
-EXP_TIME = 1_800_000_000
-POLICY = ChannelPolicy()
-
-
-# --------------------------------------------------------------------------- test channels (real keys)
-
-
-@dataclass(frozen=True, slots=True)
-class TestChannel:
-    """A channel built from real keys and scripts, able to sign further payments."""
-
-    __test__ = False  # not a test class
-
-    key: PrivateKey
-    params: ChannelParams
-    funding: Funding
-    change_script: bytes
-    state: ChannelState
-
-    @property
-    def outpoint(self) -> OutPoint:
-        return self.funding.outpoint
-
-    def pay(self, change_value: int, now: int = OPENED_AT + 60) -> PaymentItem:
-        """A signed payment leaving `change_value` to the client."""
-        sig = sign_payment(self.key.secret, self.outpoint, self.params.redeem_script, change_value,
-                           self.change_script, SINGLE_ACP)
-        return PaymentItem(self.outpoint, change_value, sig.der, sig.sighash, now)
-
-
-def make_channel(client: int, *, exp_time: int = EXP_TIME, vout: int | None = None,
-                 family: Family = Family.V2_SEED) -> TestChannel:
-    """Channel of test client number `client`; `vout` picks another funding outpoint for the same key."""
-    key = PrivateKey(sha256(b"chan-store test client %d" % client))
-    params = ChannelParams(key.public_key, SERVER_KEY.public_key, exp_time, Network.TEST)
-    funding = debug_funding(key.public_key, exp_time, params.funding_address.script_pubkey)
-    if vout is not None:
-        funding = dataclasses.replace(funding, outpoint=OutPoint(funding.outpoint.txid, vout))
-    change = Address.p2pkh(key.public_key.hash160(), Network.TEST)
-    first_change = funding.value - POLICY.open_price
-    sig = sign_payment(key.secret, funding.outpoint, params.redeem_script, first_change, change.script_pubkey)
-    verifier = PaymentVerifier(key.public_key, funding.outpoint, params.redeem_script)
-    accepted = open_state(params, funding, Payment(first_change, sig), verifier, change, family, POLICY, OPENED_AT)
-    return TestChannel(key, params, funding, change.script_pubkey, accepted.state)
-
-
-def with_status(state: ChannelState, status: Status, txid: str = "") -> ChannelState:
-    return dataclasses.replace(state, status=status, settlement_txid=txid)
-
+from tests.support.channels import OPENED_AT, STORE_EXP_TIME, make_channel, with_status
+from tests.support.storage import WAIT, FatalRecorder, GatedWriter
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -105,16 +44,6 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     opened = open_storage(request.param, tmp_path / "db")
     yield opened
     await opened.close()
-
-
-class FatalRecorder:
-    """Injected fail-stop action: records instead of ending the process."""
-
-    def __init__(self) -> None:
-        self.calls: list[BaseException] = []
-
-    def __call__(self, exc: BaseException) -> None:
-        self.calls.append(exc)
 
 
 @pytest.fixture
@@ -330,8 +259,8 @@ async def test_cas_success_moves_index_entries(store: ChannelStore, storage: Sto
     chan = make_channel(1)
     await store.create(chan.state)
     op = chan.outpoint.serialize()
-    open_key = keys.status_key(Status.OPEN, EXP_TIME, op)
-    closing_key = keys.status_key(Status.CLOSING, EXP_TIME, op)
+    open_key = keys.status_key(Status.OPEN, STORE_EXP_TIME, op)
+    closing_key = keys.status_key(Status.CLOSING, STORE_EXP_TIME, op)
     assert storage.get(open_key) == b""
     assert storage.get(keys.client_key(chan.state.client_pubkey, op)) == b""
     closing = with_status(chan.state, Status.CLOSING)
@@ -408,7 +337,7 @@ async def test_cache_is_bounded(storage: Storage, fatal: FatalRecorder) -> None:
 
 
 async def test_list_by_status_expiry_client_and_pages(store: ChannelStore) -> None:
-    chans = [make_channel(i, exp_time=EXP_TIME + 10 * (5 - i)) for i in range(6)]  # decreasing expiry
+    chans = [make_channel(i, exp_time=STORE_EXP_TIME + 10 * (5 - i)) for i in range(6)]  # decreasing expiry
     for chan in chans:
         await store.create(chan.state)
     await store.compare_and_set(state_digest(chans[0].state), with_status(chans[0].state, Status.CLOSING))
@@ -420,7 +349,7 @@ async def test_list_by_status_expiry_client_and_pages(store: ChannelStore) -> No
     assert [s.outpoint for s in (await store.list(status=Status.CLOSING)).states] == [chans[0].outpoint]
     assert [s.outpoint for s in (await store.list(status=Status.CLOSED)).states] == [chans[1].outpoint]
 
-    expiring = await store.list(status=Status.OPEN, expiring_before=EXP_TIME + 20)
+    expiring = await store.list(status=Status.OPEN, expiring_before=STORE_EXP_TIME + 20)
     assert [s.outpoint for s in expiring.states] == [chans[5].outpoint, chans[4].outpoint]
 
     first = await store.list(status=Status.OPEN, limit=3)
@@ -504,23 +433,6 @@ async def test_restart_reloads_open_and_closing_and_counts(tmp_path: Path, fatal
     finally:
         await reopened.close()
     assert fatal.calls == []
-
-
-class GatedWriter:
-    """A LevelDB writer that blocks until released, or fails, on demand."""
-
-    def __init__(self) -> None:
-        self.gate = threading.Event()
-        self.gate.set()
-        self.entered = threading.Event()
-        self.fail = False
-
-    def __call__(self, db: LevelDBHandle, batches: Sequence[WriteBatch], sync: bool) -> None:
-        self.entered.set()
-        assert self.gate.wait(WAIT)
-        if self.fail:
-            raise OSError("injected disk failure")
-        write_batches(db, batches, sync)
 
 
 async def test_nothing_is_acknowledged_before_it_is_durable(tmp_path: Path, fatal: FatalRecorder) -> None:
@@ -615,9 +527,9 @@ async def test_load_refuses_an_inconsistent_index(storage: Storage, fatal: Fatal
     chan = make_channel(1)
     op = chan.outpoint.serialize()
     data = chan.state.serialize()
-    key = {"missing": keys.status_key(Status.OPEN, EXP_TIME, op),
-           "wrong_status": keys.status_key(Status.CLOSING, EXP_TIME, op),
-           "wrong_expiry": keys.status_key(Status.OPEN, EXP_TIME + 1, op)}[damage]
+    key = {"missing": keys.status_key(Status.OPEN, STORE_EXP_TIME, op),
+           "wrong_status": keys.status_key(Status.CLOSING, STORE_EXP_TIME, op),
+           "wrong_expiry": keys.status_key(Status.OPEN, STORE_EXP_TIME + 1, op)}[damage]
     puts = ((key, b""),) if damage == "missing" else ((key, b""), (keys.channel_key(op), data))
     await storage.commit(WriteBatch(puts=puts))
     with pytest.raises(StorageError):

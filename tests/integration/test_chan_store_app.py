@@ -22,11 +22,18 @@ from chan_store.__main__ import main
 from chan_store.app import create_app
 from chan_store.client import ChanStoreClient
 from chan_store.config import StoreConfig
+from chan_store.contract import (
+    ChannelExistsAt,
+    PaymentApplied,
+    StateConflict,
+    outpoint_hex,
+    payment_item_json,
+    state_digest,
+    state_hex,
+)
 from chan_store.leveldb_storage import LevelDBStorage
 from chan_store.memory_storage import MemoryStorage
-from chan_store.model import ChannelExistsAt, PaymentApplied, StateConflict, state_digest
 from chan_store.storage import Storage
-from chan_store.wire import outpoint_hex, payment_item_json, state_hex
 from paychan_common.errors import (
     ChannelGone,
     ChannelNotFound,
@@ -37,13 +44,8 @@ from paychan_common.errors import (
 )
 from paychan_common.state import ChannelState, Status
 from paychan_runtime.config import ConfigError, load_config
-from tests.integration.test_chan_store import (
-    OPENED_AT,
-    FatalRecorder,
-    GatedWriter,
-    make_channel,
-    with_status,
-)
+from tests.support.channels import OPENED_AT, make_channel, with_status
+from tests.support.storage import FatalRecorder, GatedWriter
 
 TOKEN = "t0ken" * 8
 AUTH = {"Authorization": "Bearer " + TOKEN}

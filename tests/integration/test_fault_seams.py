@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from chan_store import keys
+from chan_store.contract import state_digest
 from chan_store.leveldb_storage import LevelDBStorage, crashing_writer, write_batches
 from chan_store.memory_storage import MemoryStorage
-from chan_store.model import state_digest
 from chan_store.storage import WriteBatch
 from chan_store.store import ChannelStore
 from chan_store.verify import main as verify_main

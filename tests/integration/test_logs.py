@@ -11,10 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from paychan_runtime.logs import REDACTED, JsonFormatter, KeyValueFormatter, RedactionFilter, configure_logging, redact
-from tests.functional.channel_helper import TestChannel
-from tests.integration.operator_stack import INTERNAL_TOKEN, MGMT_TOKEN, Stack, exp_time, stack
-
-__all__ = ["stack"]
+from tests.support.channels import TestChannel
+from tests.support.stack import INTERNAL_TOKEN, MGMT_TOKEN, Stack, exp_time
 
 log = logging.getLogger("paychan.tests.logs")
 

@@ -12,18 +12,15 @@ import pytest
 
 from paychan_server.config import ServerConfig
 from paychan_server.operator.totals import BUCKETS, bucket_index
-from tests.functional.channel_helper import TestChannel
-from tests.integration.operator_stack import (
+from tests.support.channels import TestChannel
+from tests.support.stack import (
     METRICS_TOKEN,
     AiohttpClient,
     AiohttpServer,
     Stack,
     exp_time,
-    stack,
     start_stack,
 )
-
-__all__ = ["stack"]
 
 
 def _cid(ch: TestChannel) -> str:

@@ -9,10 +9,8 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.functional.channel_helper import CLIENT_REFUND, TestChannel
-from tests.integration.operator_stack import INTERNAL_TOKEN, Stack, exp_time, stack
-
-__all__ = ["stack"]
+from tests.support.channels import CLIENT_REFUND, TestChannel
+from tests.support.stack import INTERNAL_TOKEN, Stack, exp_time
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -92,6 +90,9 @@ async def test_server_metrics_move_with_payments(stack: Stack) -> None:
     settled = total(closed, "paychan_settlements")
     assert settled == 1
     assert value(closed, "paychan_value_at_risk_satoshis", hours_to_expiry="2-7d") in (0, 120_500)
+    assert value(closed, "paychan_settlements_confirmed_total", bumps="0") == 1  # spec 8.6: by number of bumps
+    assert value(closed, "paychan_settlement_replacements_total") == 0
+    assert value(closed, "paychan_settlements_near_deadline_satoshis") == 0
 
 
 async def test_error_routes_are_labelled_by_template_and_unmatched(stack: Stack) -> None:

@@ -10,9 +10,7 @@ from openapi_spec_validator import validate
 
 from paychan_server.api.openapi import render_html
 from paychan_server.api.openapi_doc import build_document
-from tests.integration.operator_stack import Stack, stack
-
-__all__ = ["stack"]
+from tests.support.stack import Stack
 
 
 def _shape(path: str) -> str:

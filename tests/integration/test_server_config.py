@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 
 from paychan_runtime.config import ConfigError, load_config
 from paychan_server.config import ServerConfig
-from tests.functional.services import PROJECT_ROOT, deep_merge, to_toml
+from tests.support.services import PROJECT_ROOT, deep_merge
 
 
 @pytest.mark.parametrize("name", ["debug", "regtest", "test", "live"])
@@ -24,7 +25,7 @@ def write(tmp_path: Path, **changes: Any) -> Path:
     """The debug server.toml with changes merged in."""
     base = tomllib.loads((PROJECT_ROOT / "config" / "debug" / "server.toml").read_text())
     path = tmp_path / "server.toml"
-    path.write_text(to_toml(deep_merge(base, changes)))
+    path.write_text(tomli_w.dumps(deep_merge(base, changes)))
     return path
 
 

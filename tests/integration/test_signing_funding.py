@@ -19,8 +19,8 @@ from paychan_common.tx import OutPoint
 from signing_service.app import create_app
 from signing_service.config import SigningConfig
 from signing_service.keystore import load_server_key
-from tests.functional.regtest_node import RegtestNode
-from tests.functional.services import free_port
+from tests.support.ports import reserve_port
+from tests.support.regtest import RegtestNode
 
 DEBUG_KEY = PrivateKey(bytes.fromhex("9b4b4cf8f8796ca8a3a8a3da5c73deeb7c558a89e3752b896349ec58c010879d"))
 DEST_TEST = "mm9mm96b8bZRBacaAvY5MEeDd6HW46qFcY"
@@ -108,7 +108,7 @@ async def test_node_mode_checks_value_script_and_spentness(tmp_path: Path, aioht
 
 
 async def test_node_unreachable_is_503_not_a_signature(tmp_path: Path, aiohttp_client: Any) -> None:
-    check = {"mode": "node", "rpc_url": f"http://127.0.0.1:{free_port()}", "rpc_user": "u", "rpc_password": "p",
+    check = {"mode": "node", "rpc_url": f"http://127.0.0.1:{reserve_port()}", "rpc_user": "u", "rpc_password": "p",
              "rpc_timeout_seconds": 2.0}
     cfg = signing_config(tmp_path, "test", DEST_TEST, check, debug_seed=True)
     client = await aiohttp_client(create_app(cfg, load_server_key(cfg.key, cfg.net)))

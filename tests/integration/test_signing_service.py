@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -38,6 +39,7 @@ from signing_service.__main__ import main
 from signing_service.app import create_app
 from signing_service.config import SigningConfig
 from signing_service.keystore import DEBUG_SEED, KeyFileError, load_server_key
+from tests.support.ports import reserve_port
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -92,27 +94,9 @@ def config_dict(tmp_path: Path, **sections: Any) -> dict[str, Any]:
     return base
 
 
-def toml_text(data: dict[str, Any]) -> str:
-    """A tiny TOML writer for the config shape (top-level scalars, then one level of tables)."""
-
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int):
-            return str(v)
-        return json.dumps(v)
-
-    lines = [f"{k} = {scalar(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    for k, v in data.items():
-        if isinstance(v, dict):
-            lines.append(f"[{k}]")
-            lines += [f"{kk} = {scalar(vv)}" for kk, vv in v.items()]
-    return "\n".join(lines) + "\n"
-
-
 def write_config(tmp_path: Path, data: dict[str, Any], name: str = "signing.toml") -> Path:
     path = tmp_path / name
-    path.write_text(toml_text(data))
+    path.write_text(tomli_w.dumps(data))
     return path
 
 
@@ -182,7 +166,8 @@ async def test_pubkey_with_debug_seed(make_client: Any) -> None:
     client, token = await make_client()
     resp = await client.get("/pubkey", headers=auth(token))
     assert resp.status == 200
-    assert await resp.json() == {"pubkey": DEBUG_PUBKEY, "network": "test", "destination": DESTINATION}
+    assert await resp.json() == {"pubkey": DEBUG_PUBKEY, "network": "test", "destination": DESTINATION,
+                                 "policy": {"max_fee": 200_000, "dust_limit": 700}}
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}],
@@ -238,14 +223,24 @@ async def test_exhausting_payment_none_acp(make_client: Any) -> None:
     assert answer["fee"] == FEE
 
 
-async def test_server_output_dropped_as_dust(make_client: Any) -> None:
-    client, token = await make_client()
-    status, answer = await post_sign(client, token, sign_request(dust_limit=100_000))
+async def test_server_output_dropped_below_the_services_own_dust_limit(make_client: Any) -> None:
+    client, token = await make_client(settlement={"dust_limit": 100_000})
+    status, answer = await post_sign(client, token, sign_request())
     assert status == 200, answer
     tx = Transaction.parse(bytes.fromhex(answer["tx"]))
     assert [(o.value, o.script_pubkey) for o in tx.outputs] == [(CLOSING_CHANGE, change_script())]
     assert answer["server_value"] == 0
     assert answer["fee"] == FUNDING_VALUE - CLOSING_CHANGE
+
+
+@pytest.mark.parametrize("dust_limit", [100_000, 10**15, 0])
+async def test_a_caller_supplied_dust_limit_is_ignored(make_client: Any, dust_limit: int) -> None:
+    """Spec 8.6: a caller-chosen dust limit would drop the server output and give its value to miners."""
+    client, token = await make_client()
+    status, answer = await post_sign(client, token, sign_request(dust_limit=dust_limit))
+    assert status == 200, answer
+    assert answer["txid"] == SETTLEMENT_TXID  # vector B, server output (86,081 sat) kept
+    assert answer["server_value"] == FUNDING_VALUE - CLOSING_CHANGE - FEE
 
 
 # ---------------------------------------------------------------- refusals (403, typed)
@@ -273,9 +268,8 @@ async def test_refuses_fee_above_cap(make_client: Any) -> None:
 
 
 async def test_refuses_implied_fee_above_cap(make_client: Any) -> None:
-    """A dust limit that drops the server output makes the real fee 100001 > cap 50000."""
-    await refused(make_client, sign_request(dust_limit=100_000), "fee_above_cap",
-                  settlement={"max_fee": 50_000})
+    """The service's dust limit drops the server output: the real fee 100001 > cap 50000."""
+    await refused(make_client, sign_request(), "fee_above_cap", settlement={"max_fee": 50_000, "dust_limit": 90_000})
 
 
 async def test_refuses_bad_client_signature(make_client: Any) -> None:
@@ -508,13 +502,6 @@ def test_main_exits_2_on_bad_config(tmp_path: Path, capsys: pytest.CaptureFixtur
 # ---------------------------------------------------------------- a real process
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class UnixHTTPConnection(http.client.HTTPConnection):
     """http.client over a unix socket."""
 
@@ -567,7 +554,7 @@ def wait_ready(proc: subprocess.Popen[bytes], connect: Connect, timeout: float =
 def test_real_process_signs_and_stops_cleanly(tmp_path: Path, transport: str) -> None:
     connect: Connect
     if transport == "tcp":
-        port = free_port()
+        port = reserve_port()
         listen: dict[str, Any] = {"host": "127.0.0.1", "port": port}
         connect = lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # noqa: E731
     else:

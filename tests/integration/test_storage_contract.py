@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chan_store.leveldb_storage import LevelDBHandle, LevelDBStorage, write_batches
+from chan_store.leveldb_storage import LevelDBStorage
 from chan_store.memory_storage import MemoryStorage
 from chan_store.storage import (
     Storage,
@@ -22,8 +21,7 @@ from chan_store.storage import (
     StorageFailedError,
     WriteBatch,
 )
-
-WAIT = 10.0  # upper bound for a thread handshake; only reached when the code under test is broken
+from tests.support.storage import GatedWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,33 +260,6 @@ def test_random_batches_match_a_dict_model(
 # --------------------------------------------------------------------------- LevelDB group commit
 
 
-class GatedWriter:
-    """A writer that waits in the writer thread until released, then writes (or fails) for real."""
-
-    def __init__(self, *, fail_first: bool = False) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        self.fail_first = fail_first
-        self.group_sizes: list[int] = []
-        self.durable: set[bytes] = set()  # keys whose synced write has returned
-        self._lock = threading.Lock()
-
-    def __call__(self, db: LevelDBHandle, batches: Sequence[WriteBatch], sync: bool) -> None:
-        self.entered.set()
-        if not self.release.wait(WAIT):
-            raise TimeoutError("writer never released")
-        with self._lock:
-            self.group_sizes.append(len(batches))
-            if self.fail_first and len(self.group_sizes) == 1:
-                raise OSError(5, "injected I/O error")
-        write_batches(db, batches, sync)
-        with self._lock:
-            self.durable.update(key for batch in batches for key, _ in batch.puts)
-
-    async def wait_entered(self) -> None:
-        assert await asyncio.to_thread(self.entered.wait, WAIT), "writer thread never started"
-
-
 async def let_loop_run(rounds: int = 50) -> None:
     """Yield to the event loop repeatedly (no fixed sleep), letting every ready callback run."""
     for _ in range(rounds):
@@ -297,7 +268,18 @@ async def let_loop_run(rounds: int = 50) -> None:
 
 @pytest.fixture
 def gated() -> GatedWriter:
-    return GatedWriter()
+    return GatedWriter(released=False)
+
+
+@pytest.fixture
+async def gated_store(tmp_path: Path, gated: GatedWriter) -> AsyncIterator[LevelDBStorage]:
+    """LevelDB on tmp_path/db behind the gated writer; the gate is released and the storage closed after."""
+    store = LevelDBStorage(tmp_path / "db", writer=gated)
+    try:
+        yield store
+    finally:
+        gated.gate.set()
+        await store.close()
 
 
 def keyed(i: int) -> WriteBatch:
@@ -332,48 +314,41 @@ async def test_max_batch_caps_each_group(tmp_path: Path) -> None:
         LevelDBStorage(tmp_path / "other", max_batch=0)
 
 
-async def test_nothing_is_acknowledged_before_its_sync(tmp_path: Path, gated: GatedWriter) -> None:
-    store = LevelDBStorage(tmp_path / "db", writer=gated)
-    try:
+async def test_nothing_is_acknowledged_before_its_sync(gated: GatedWriter, gated_store: LevelDBStorage) -> None:
+    store = gated_store
 
-        async def commit_and_check(i: int) -> None:
-            await store.commit(keyed(i))
-            assert b"key%04d" % i in gated.durable, "acknowledged before its synced write returned"
+    async def commit_and_check(i: int) -> None:
+        await store.commit(keyed(i))
+        assert b"key%04d" % i in gated.durable, "acknowledged before its synced write returned"
 
-        first_group = [asyncio.create_task(commit_and_check(i)) for i in range(5)]
-        await gated.wait_entered()
-        later = [asyncio.create_task(commit_and_check(i)) for i in range(5, 12)]  # queue behind the write
-        await let_loop_run()
-        assert not any(task.done() for task in first_group + later)
-        assert store.get(b"key0000") is None  # reads keep being served, and see only committed data
-        assert store.stats().writes == 0
+    first_group = [asyncio.create_task(commit_and_check(i)) for i in range(5)]
+    await gated.wait_entered()
+    later = [asyncio.create_task(commit_and_check(i)) for i in range(5, 12)]  # queue behind the write
+    await let_loop_run()
+    assert not any(task.done() for task in first_group + later)
+    assert store.get(b"key0000") is None  # reads keep being served, and see only committed data
+    assert store.stats().writes == 0
 
-        gated.release.set()
-        await asyncio.gather(*first_group, *later)
-        assert gated.group_sizes == [5, 7]
-        assert [key for key, _ in store.scan(b"key")] == [b"key%04d" % i for i in range(12)]
-        assert store.stats().commits == 2
-    finally:
-        gated.release.set()
-        await store.close()
+    gated.gate.set()
+    await asyncio.gather(*first_group, *later)
+    assert gated.group_sizes == [5, 7]
+    assert [key for key, _ in store.scan(b"key")] == [b"key%04d" % i for i in range(12)]
+    assert store.stats().commits == 2
 
 
-async def test_close_waits_for_the_write_in_flight(tmp_path: Path, gated: GatedWriter) -> None:
-    store = LevelDBStorage(tmp_path / "db", writer=gated)
-    try:
-        commits = [asyncio.create_task(store.commit(keyed(i))) for i in range(3)]
-        await gated.wait_entered()
-        closing = asyncio.create_task(store.close())
-        await let_loop_run()
-        assert not closing.done()
-        with pytest.raises(StorageClosedError):
-            await store.commit(keyed(99))
-        gated.release.set()
-        await asyncio.gather(*commits)
-        await closing
-    finally:
-        gated.release.set()
-        await store.close()
+async def test_close_waits_for_the_write_in_flight(tmp_path: Path, gated: GatedWriter,
+                                                   gated_store: LevelDBStorage) -> None:
+    store = gated_store
+    commits = [asyncio.create_task(store.commit(keyed(i))) for i in range(3)]
+    await gated.wait_entered()
+    closing = asyncio.create_task(store.close())
+    await let_loop_run()
+    assert not closing.done()
+    with pytest.raises(StorageClosedError):
+        await store.commit(keyed(99))
+    gated.gate.set()
+    await asyncio.gather(*commits)
+    await closing
     reopened = LevelDBStorage(tmp_path / "db")
     try:
         assert len(list(reopened.scan(b"key"))) == 3
@@ -382,14 +357,14 @@ async def test_close_waits_for_the_write_in_flight(tmp_path: Path, gated: GatedW
 
 
 async def test_failed_write_fails_its_waiters_and_stops(tmp_path: Path) -> None:
-    failing = GatedWriter(fail_first=True)
+    failing = GatedWriter(released=False, fail_first=True)
     store = LevelDBStorage(tmp_path / "db", writer=failing)
     try:
         in_flight = [asyncio.create_task(store.commit(keyed(i))) for i in range(5)]
         await failing.wait_entered()
         queued = [asyncio.create_task(store.commit(keyed(i))) for i in range(5, 8)]
         await let_loop_run()
-        failing.release.set()
+        failing.gate.set()
         outcomes = await asyncio.gather(*in_flight, *queued, return_exceptions=True)
 
         assert failing.group_sizes == [5]  # the queued batches never reached the disk
@@ -403,7 +378,7 @@ async def test_failed_write_fails_its_waiters_and_stops(tmp_path: Path) -> None:
         assert list(store.scan(b"key")) == []
         assert store.stats().writes == 0
     finally:
-        failing.release.set()
+        failing.gate.set()
         await store.close()
     reopened = LevelDBStorage(tmp_path / "db")
     try:
@@ -440,21 +415,17 @@ async def test_second_open_of_a_locked_db_raises_storage_error(tmp_path: Path) -
         await store.close()
 
 
-async def test_cancelled_commit_does_not_disturb_the_others(tmp_path: Path, gated: GatedWriter) -> None:
-    store = LevelDBStorage(tmp_path / "db", writer=gated)
-    try:
-        commits = [asyncio.create_task(store.commit(keyed(i))) for i in range(4)]
-        await gated.wait_entered()
-        commits[1].cancel()
-        gated.release.set()
-        outcomes = await asyncio.gather(*commits, return_exceptions=True)
-        assert isinstance(outcomes[1], asyncio.CancelledError)
-        assert [outcomes[i] for i in (0, 2, 3)] == [None, None, None]
-        assert store.get(b"key0001") == b"value1"  # handed over, so written all the same
-        await store.commit(keyed(9))
-    finally:
-        gated.release.set()
-        await store.close()
+async def test_cancelled_commit_does_not_disturb_the_others(gated: GatedWriter, gated_store: LevelDBStorage) -> None:
+    store = gated_store
+    commits = [asyncio.create_task(store.commit(keyed(i))) for i in range(4)]
+    await gated.wait_entered()
+    commits[1].cancel()
+    gated.gate.set()
+    outcomes = await asyncio.gather(*commits, return_exceptions=True)
+    assert isinstance(outcomes[1], asyncio.CancelledError)
+    assert [outcomes[i] for i in (0, 2, 3)] == [None, None, None]
+    assert store.get(b"key0001") == b"value1"  # handed over, so written all the same
+    await store.commit(keyed(9))
 
 
 async def test_unsynced_mode_still_writes(tmp_path: Path) -> None:

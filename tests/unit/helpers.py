@@ -4,7 +4,6 @@ oracles for the unit tier. Test modules import from here; fixtures wrapping thes
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from bitcoin.core import CTransaction
@@ -15,24 +14,13 @@ from hypothesis import strategies as st
 
 from paychan_common.address import Address
 from paychan_common.amount import MAX_MONEY
-from paychan_common.channel import (
-    DEBUG_FUNDING_VALUE,
-    ChannelParams,
-    ClientSignature,
-    Funding,
-    PaymentVerifier,
-    debug_funding,
-    sign_payment,
-)
 from paychan_common.der import CURVE_ORDER
 from paychan_common.errors import PaychanError
-from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
-from paychan_common.payment import Payment
 from paychan_common.rules import ChannelPolicy
 from paychan_common.script import MAX_EXP_TIME, MIN_EXP_TIME
-from paychan_common.sighash import SINGLE_ACP
 from paychan_common.tx import OutPoint, Transaction
+from tests.support.channels import Chan, make_chan
 
 # ---------------------------------------------------------------------------------------------
 # Spec 13.1 -- vector A (real 2016 data)
@@ -198,65 +186,6 @@ BENCH_FUNDING_TXID = "47b023391db64776cc91c6e2180fd25836716162c3358c4d612619ee94
 BENCH_FUNDING_VOUT = 2
 
 DEFAULT_POLICY = ChannelPolicy()  # dust 700, open price 100000, 10 conf, 12 h settlement, 48 h duration
-
-
-# ---------------------------------------------------------------------------------------------
-# Channel builder
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Chan:
-    """A channel with both private keys known, for building and signing payments in tests."""
-
-    client: PrivateKey
-    server: PrivateKey
-    params: ChannelParams
-    funding: Funding
-    verifier: PaymentVerifier
-
-    @property
-    def redeem_script(self) -> bytes:
-        return self.params.redeem_script
-
-    @property
-    def funding_address(self) -> Address:
-        return self.params.funding_address
-
-    @property
-    def outpoint(self) -> OutPoint:
-        return self.funding.outpoint
-
-    def sign(self, change_value: int, change_script: bytes | None = None, sighash: int = SINGLE_ACP,
-             ) -> ClientSignature:
-        """The client's signature of a payment (change to the funding address by default)."""
-        script = self.funding_address.script_pubkey if change_script is None else change_script
-        return sign_payment(self.client.secret, self.outpoint, self.redeem_script, change_value, script, sighash)
-
-    def payment(self, change_value: int, *, sighash: int = SINGLE_ACP, address: Address | None = None,
-                full: bool = True) -> Payment:
-        """A v2 payment (full: with outpoint, redeem script and change address)."""
-        addr = self.funding_address if address is None else address
-        sig = self.sign(change_value, addr.script_pubkey, sighash)
-        if not full:
-            return Payment(change_value=change_value, signature=sig)
-        return Payment(change_value=change_value, signature=sig, outpoint=self.outpoint,
-                       redeem_script=self.redeem_script, change_address=addr.text)
-
-
-def make_chan(client_secret: bytes, server_secret: bytes, exp_time: int, network: Network,
-              outpoint: OutPoint | None = None, funding_value: int = DEBUG_FUNDING_VALUE,
-              confirmations: int = 0) -> Chan:
-    """Build a channel; debug funding unless an outpoint is given."""
-    client = PrivateKey(client_secret)
-    server = PrivateKey(server_secret)
-    params = ChannelParams(client.public_key, server.public_key, exp_time, network)
-    spk = params.funding_address.script_pubkey
-    if outpoint is None:
-        funding = debug_funding(params.client_pubkey, exp_time, spk)
-        funding = Funding(funding.outpoint, funding_value, confirmations, spk)
-    else:
-        funding = Funding(outpoint, funding_value, confirmations, spk)
-    verifier = PaymentVerifier(params.client_pubkey, funding.outpoint, params.redeem_script)
-    return Chan(client, server, params, funding, verifier)
 
 
 def vector_b_chan() -> Chan:

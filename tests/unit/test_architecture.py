@@ -105,7 +105,7 @@ def test_domain_depends_on_ports_only(module: str) -> None:
                                                            f"{SERVER}.operator", f"{SERVER}.app"))}
     assert not forbidden_layers, f"{module} reaches {sorted(forbidden_layers)}"
     foreign = {m for m in reach if m.split(".")[0] in {"chan_store", "signing_service", "paychan_client"}}
-    foreign -= {"chan_store.model", "chan_store.storage"}  # until ChanStore's public contract module replaces it
+    foreign -= {"chan_store.contract"}  # ChanStore's public contract: pure message types and errors
     assert not foreign, f"{module} reaches another service's modules: {sorted(foreign)}"
     assert not _external(reach) & {"aiohttp", "httpx", "plyvel", "uvloop", "yarl"}, module
 
@@ -121,9 +121,7 @@ def test_no_service_imports_another_services_internals() -> None:
             continue
         for dep in deps:
             other = dep.split(".")[0]
-            if other in services and other != own and dep not in public:
-                allowed = own == "paychan_server" and dep == "chan_store.model"  # until its contract module lands
-                assert allowed, f"{module} imports {dep}"
+            assert not (other in services and other != own and dep not in public), f"{module} imports {dep}"
 
 
 def _cycles() -> list[list[str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -311,6 +312,7 @@ def states() -> st.SearchStrategy[ChannelState]:
         change_value=st.integers(0, U64), signature=blobs, sighash=st.integers(0, 255), secret=blobs,
         payment_count=st.integers(0, U32), open_time=i64, last_payment_time=i64, settlement_tx=blobs,
         settlement_txid=st.text(max_size=70), settlement_fee=st.integers(0, U64),
+        earlier_settlements=st.lists(blobs, max_size=4).map(tuple),
     )
 
 
@@ -340,8 +342,21 @@ def test_channel_state_garbage(data: bytes) -> None:
 
 
 def test_channel_state_rejects_trailing_and_truncated() -> None:
-    for bad in (_STATE_BYTES + b"\x00", _STATE_BYTES[:-1], b"\x02" + _STATE_BYTES[1:], b""):
+    for bad in (_STATE_BYTES + b"\x00", _STATE_BYTES[:-1], b"\x02" + _STATE_BYTES[1:], b"\x03" + _STATE_BYTES[1:],
+                b""):
         assert isinstance(only_typed_errors(ChannelState.parse, bad), InvalidInput)
+
+
+def test_channel_state_format_1_is_still_read_and_written_while_there_is_one_settlement_version() -> None:
+    state = ChannelState.parse(_STATE_BYTES)
+    assert _STATE_BYTES[0] == 1 and state.earlier_settlements == () and state.settlement_versions == ()
+    signed = replace(state, settlement_tx=b"v1")
+    assert signed.serialize()[0] == 1, "format 1 unchanged: ChanStore's compare-and-set hashes stay valid"
+    bumped = replace(signed, settlement_tx=b"v2", earlier_settlements=(b"v1",))
+    data = bumped.serialize()
+    assert data[0] == 2 and ChannelState.parse(data) == bumped
+    assert bumped.settlement_versions == (b"v1", b"v2") and bumped.bumps == 1
+    assert data.startswith(b"\x02" + replace(signed, settlement_tx=b"v2").serialize()[1:])  # format 1 + earlier
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from paychan_common import rules
 from paychan_common.address import Address
 from paychan_common.channel import ClientSignature, Funding, sign_payment
 from paychan_common.der import CURVE_ORDER, encode_der, parse_der
@@ -27,21 +28,7 @@ from paychan_common.errors import (
 )
 from paychan_common.network import Network
 from paychan_common.payment import Payment
-from paychan_common.rules import (
-    HOUR,
-    Accepted,
-    ChannelPolicy,
-    apply_payment,
-    check_close_payment,
-    check_funding,
-    check_not_near_expiry,
-    check_open_expiry,
-    check_payment,
-    check_v1_close,
-    open_state,
-    params_from_script,
-    secret_matches,
-)
+from paychan_common.rules import HOUR, Accepted, ChannelPolicy
 from paychan_common.script import channel_redeem_script
 from paychan_common.sighash import NONE_ACP, SINGLE_ACP
 from paychan_common.state import ChannelState, Family, Status
@@ -61,7 +48,7 @@ def _open(chan: Chan, family: Family = Family.V2_SEED, change: int = OPEN_CHANGE
           address: Address | None = None) -> Accepted:
     addr = chan.funding_address if address is None else address
     policy = V1_POLICY if family is Family.V1 else DEFAULT_POLICY
-    return open_state(chan.params, chan.funding, chan.payment(change, address=addr), chan.verifier, addr, family,
+    return rules.open_state(chan.params, chan.funding, chan.payment(change, address=addr), chan.verifier, addr, family,
                       policy, NOW)
 
 
@@ -69,9 +56,9 @@ def _pay(chan: Chan, state: ChannelState, payment: Payment, address: Address | N
          policy: ChannelPolicy = DEFAULT_POLICY) -> Accepted:
     """What the server does for a pay request: static checks, then the atomic stateful rule."""
     addr = chan.funding_address if address is None else address
-    check_payment(payment, chan.verifier, addr, policy)
+    rules.check_payment(payment, chan.verifier, addr, policy)
     sig = payment.signature
-    return apply_payment(state, payment.change_value, sig.der, sig.sighash, NOW + 1)
+    return rules.apply_payment(state, payment.change_value, sig.der, sig.sighash, NOW + 1)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +106,7 @@ class TestOpen:
         good = chan_b.payment(OPEN_CHANGE)
         forged = replace(good, change_value=OPEN_CHANGE - 1)
         with pytest.raises(InvalidPayment) as exc:
-            open_state(chan_b.params, chan_b.funding, forged, chan_b.verifier, chan_b.funding_address,
+            rules.open_state(chan_b.params, chan_b.funding, forged, chan_b.verifier, chan_b.funding_address,
                        Family.V2_SEED, DEFAULT_POLICY, NOW)
         assert_error(exc.value, InvalidPayment, "bad_signature", 400)
 
@@ -134,10 +121,10 @@ class TestOpenExpiry:
 
     def test_boundary(self) -> None:
         earliest = NOW + (48 + 12) * HOUR
-        check_open_expiry(earliest, NOW, DEFAULT_POLICY)
-        check_open_expiry(earliest + 1, NOW, DEFAULT_POLICY)
+        rules.check_open_expiry(earliest, NOW, DEFAULT_POLICY)
+        rules.check_open_expiry(earliest + 1, NOW, DEFAULT_POLICY)
         with pytest.raises(InvalidInput) as exc:
-            check_open_expiry(earliest - 1, NOW, DEFAULT_POLICY)
+            rules.check_open_expiry(earliest - 1, NOW, DEFAULT_POLICY)
         assert_error(exc.value, InvalidInput, "exp_time_too_soon", 400)
 
     @fast(100)
@@ -147,10 +134,10 @@ class TestOpenExpiry:
         policy = ChannelPolicy(min_duration_hours=hours[0], settlement_period_hours=hours[1])
         exp = now + (hours[0] + hours[1]) * HOUR + offset
         if offset >= 0:
-            check_open_expiry(exp, now, policy)
+            rules.check_open_expiry(exp, now, policy)
         else:
             with pytest.raises(InvalidInput):
-                check_open_expiry(exp, now, policy)
+                rules.check_open_expiry(exp, now, policy)
 
 
 class TestFunding:
@@ -163,22 +150,22 @@ class TestFunding:
     def test_script_mismatch(self, chan_b: Chan, client_address_b: Address) -> None:
         for debug in (False, True):
             with pytest.raises(FundingError) as exc:
-                check_funding(self.funding(chan_b, 100, client_address_b.script_pubkey), chan_b.params,
+                rules.check_funding(self.funding(chan_b, 100, client_address_b.script_pubkey), chan_b.params,
                               DEFAULT_POLICY, debug=debug)
             assert_error(exc.value, FundingError, "funding_wrong_script", 409)
 
     def test_too_few_confirmations(self, chan_b: Chan) -> None:
         with pytest.raises(FundingError) as exc:
-            check_funding(self.funding(chan_b, 9), chan_b.params, DEFAULT_POLICY, debug=False)
+            rules.check_funding(self.funding(chan_b, 9), chan_b.params, DEFAULT_POLICY, debug=False)
         assert_error(exc.value, FundingError, "insufficient_confirmations", 409)
         assert "9 (need 10)" in exc.value.message
 
     def test_enough_confirmations(self, chan_b: Chan) -> None:
-        check_funding(self.funding(chan_b, 10), chan_b.params, DEFAULT_POLICY, debug=False)
-        check_funding(self.funding(chan_b, 1000), chan_b.params, DEFAULT_POLICY, debug=False)
+        rules.check_funding(self.funding(chan_b, 10), chan_b.params, DEFAULT_POLICY, debug=False)
+        rules.check_funding(self.funding(chan_b, 1000), chan_b.params, DEFAULT_POLICY, debug=False)
 
     def test_debug_skips_confirmations(self, chan_b: Chan) -> None:
-        check_funding(chan_b.funding, chan_b.params, DEFAULT_POLICY, debug=True)
+        rules.check_funding(chan_b.funding, chan_b.params, DEFAULT_POLICY, debug=True)
         assert chan_b.funding.confirmations == 0
 
 
@@ -314,9 +301,9 @@ class TestPay:
     def test_channel_not_open(self, chan_b: Chan, opened: ChannelState, status: Status) -> None:
         gone = replace(opened, status=status)
         payment = chan_b.payment(OPEN_CHANGE - 1)
-        check_payment(payment, chan_b.verifier, chan_b.funding_address, DEFAULT_POLICY)  # static part is fine
+        rules.check_payment(payment, chan_b.verifier, chan_b.funding_address, DEFAULT_POLICY)  # static part is fine
         with pytest.raises(ChannelGone) as exc:
-            apply_payment(gone, payment.change_value, payment.signature.der, payment.signature.sighash, NOW)
+            rules.apply_payment(gone, payment.change_value, payment.signature.der, payment.signature.sighash, NOW)
         assert_error(exc.value, ChannelGone, f"channel_{status.label}", 410)
 
 
@@ -325,11 +312,11 @@ class TestNearExpiry:
 
     def test_boundary(self) -> None:
         exp = h.B_EXP_TIME
-        check_not_near_expiry(exp, exp - 12 * HOUR, DEFAULT_POLICY)
-        check_not_near_expiry(exp, 0, DEFAULT_POLICY)
+        rules.check_not_near_expiry(exp, exp - 12 * HOUR, DEFAULT_POLICY)
+        rules.check_not_near_expiry(exp, 0, DEFAULT_POLICY)
         for now in (exp - 12 * HOUR + 1, exp, exp + 10**6):
             with pytest.raises(InvalidPayment) as exc:
-                check_not_near_expiry(exp, now, DEFAULT_POLICY)
+                rules.check_not_near_expiry(exp, now, DEFAULT_POLICY)
             assert_error(exc.value, InvalidPayment, "near_expiry", 400)
             assert exc.value.message == "channel too close to expiration date"
 
@@ -341,7 +328,7 @@ class TestClose:
     def test_seed_zero_value_close_with_new_address(self, chan_b: Chan, opened: ChannelState,
                                                     client_address_b: Address) -> None:
         payment = chan_b.payment(OPEN_CHANGE, address=client_address_b)
-        closed = check_close_payment(opened, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
+        closed = rules.check_close_payment(opened, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
         assert closed.change_address == h.B_CLIENT_ADDRESS
         assert closed.change_script == client_address_b.script_pubkey
         assert closed.change_value == OPEN_CHANGE
@@ -351,7 +338,7 @@ class TestClose:
     def test_seed_close_with_value(self, chan_b: Chan, opened: ChannelState, client_address_b: Address) -> None:
         payment = chan_b.payment(OPEN_CHANGE - 1, address=client_address_b)
         with pytest.raises(InvalidPayment) as exc:
-            check_close_payment(opened, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
+            rules.check_close_payment(opened, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
         assert_error(exc.value, InvalidPayment, "closing_value_nonzero", 400)
         assert "payment not of zero value" in exc.value.message
 
@@ -359,14 +346,14 @@ class TestClose:
         state = _open(chan_b, Family.V1, address=client_address_b).state
         payment = chan_b.payment(OPEN_CHANGE - 1, address=client_address_b)
         with pytest.raises(InvalidPayment) as exc:
-            check_close_payment(state, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
+            rules.check_close_payment(state, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
         assert_error(exc.value, InvalidPayment, "closing_value_nonzero", 400)
 
     def test_v2_3_close_pays_the_fee(self, chan_b: Chan, client_address_b: Address) -> None:
         state = _open(chan_b, Family.V2_3).state
         fee = 13_920
         payment = chan_b.payment(OPEN_CHANGE - fee, address=client_address_b)
-        closed = check_close_payment(state, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
+        closed = rules.check_close_payment(state, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
         assert closed.change_value == OPEN_CHANGE - fee
         assert state.change_value - closed.change_value == fee
         assert closed.change_address == h.B_CLIENT_ADDRESS
@@ -376,7 +363,7 @@ class TestClose:
         state = _open(chan_b, family).state
         payment = chan_b.payment(OPEN_CHANGE + 1, address=client_address_b)
         with pytest.raises(InvalidPayment) as exc:
-            check_close_payment(state, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
+            rules.check_close_payment(state, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
         assert_error(exc.value, InvalidPayment, "out_of_order", 400)
 
     def test_close_signature_must_cover_new_address(self, chan_b: Chan, opened: ChannelState,
@@ -384,13 +371,13 @@ class TestClose:
         signed_to_funding = chan_b.sign(OPEN_CHANGE)
         payment = Payment(OPEN_CHANGE, signed_to_funding, chan_b.outpoint, chan_b.redeem_script, h.B_CLIENT_ADDRESS)
         with pytest.raises(InvalidPayment) as exc:
-            check_close_payment(opened, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
+            rules.check_close_payment(opened, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
         assert_error(exc.value, InvalidPayment, "bad_signature", 400)
 
     def test_close_runs_static_checks(self, chan_b: Chan, opened: ChannelState, client_address_b: Address) -> None:
         payment = replace(chan_b.payment(OPEN_CHANGE, address=client_address_b), outpoint=OutPoint(bytes(32), 0))
         with pytest.raises(InvalidPayment) as exc:
-            check_close_payment(opened, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
+            rules.check_close_payment(opened, payment, chan_b.verifier, client_address_b, DEFAULT_POLICY)
         assert_error(exc.value, InvalidPayment, "unexpected_outpoint", 400)
 
 
@@ -403,22 +390,22 @@ class TestV1Close:
 
     def test_latest_payment_accepted(self, chan_b: Chan, client_address_b: Address) -> None:
         state, payment = self.latest(chan_b, client_address_b)
-        check_v1_close(state, payment)
+        rules.check_v1_close(state, payment)
         # as it arrives over the wire
         text = encode_v1_payload(payment.change_value, payment.signature.der, payment.signature.sighash)
-        check_v1_close(state, parse_v1_payload(text))
+        rules.check_v1_close(state, parse_v1_payload(text))
 
     def test_high_s_form_of_latest_accepted(self, chan_b: Chan, client_address_b: Address) -> None:
         state, payment = self.latest(chan_b, client_address_b)
         r, s = parse_der(payment.signature.der)
         text = encode_v1_payload(payment.change_value, encode_der(r, CURVE_ORDER - s), SINGLE_ACP)
-        check_v1_close(state, parse_v1_payload(text))
+        rules.check_v1_close(state, parse_v1_payload(text))
 
     def test_older_payment_refused(self, chan_b: Chan, client_address_b: Address) -> None:
         state, _ = self.latest(chan_b, client_address_b)
         older = chan_b.payment(h.D_OPEN_CHANGE, address=client_address_b, full=False)
         with pytest.raises(InvalidPayment) as exc:
-            check_v1_close(state, older)
+            rules.check_v1_close(state, older)
         assert_error(exc.value, InvalidPayment, "not_latest_payment", 400)
         assert exc.value.message == "Invalid payment. Please provide most recent channel payment."
 
@@ -426,13 +413,13 @@ class TestV1Close:
         state, payment = self.latest(chan_b, client_address_b)
         other_sig = chan_b.sign(payment.change_value, chan_b.funding_address.script_pubkey)
         with pytest.raises(InvalidPayment) as exc:
-            check_v1_close(state, Payment(payment.change_value, other_sig))
+            rules.check_v1_close(state, Payment(payment.change_value, other_sig))
         assert_error(exc.value, InvalidPayment, "not_latest_payment", 400)
 
     def test_same_signature_other_value_refused(self, chan_b: Chan, client_address_b: Address) -> None:
         state, payment = self.latest(chan_b, client_address_b)
         with pytest.raises(InvalidPayment):
-            check_v1_close(state, replace(payment, change_value=payment.change_value + 1))
+            rules.check_v1_close(state, replace(payment, change_value=payment.change_value + 1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,32 +427,32 @@ class TestV1Close:
 # ---------------------------------------------------------------------------------------------
 class TestParamsFromScript:
     def test_holds_server_key(self, chan_b: Chan) -> None:
-        params = params_from_script(chan_b.redeem_script, chan_b.server.public_key.data, Network.TEST)
+        params = rules.params_from_script(chan_b.redeem_script, chan_b.server.public_key.data, Network.TEST)
         assert params == chan_b.params
 
     def test_without_server_key(self, chan_b: Chan) -> None:
         other_server = make_chan(b"\x01" * 32, b"\x02" * 32, h.B_EXP_TIME, Network.TEST).params.server_pubkey
         with pytest.raises(InvalidPayment) as exc:
-            params_from_script(chan_b.redeem_script, other_server.data, Network.TEST)
+            rules.params_from_script(chan_b.redeem_script, other_server.data, Network.TEST)
         assert_error(exc.value, InvalidPayment, "unexpected_redeem_script", 400)
 
     def test_keys_swapped(self, chan_b: Chan) -> None:
         swapped = channel_redeem_script(chan_b.client.public_key.data, chan_b.server.public_key.data, h.B_EXP_TIME)
         with pytest.raises(InvalidPayment) as exc:
-            params_from_script(swapped, chan_b.server.public_key.data, Network.TEST)
+            rules.params_from_script(swapped, chan_b.server.public_key.data, Network.TEST)
         assert_error(exc.value, InvalidPayment, "unexpected_redeem_script", 400)
 
     @pytest.mark.parametrize("script", [b"", b"\x51", bytes(80), bytes.fromhex(h.B_REDEEM_SCRIPT)[:-1]])
     def test_not_a_channel_script(self, chan_b: Chan, script: bytes) -> None:
         with pytest.raises(InvalidInput) as exc:
-            params_from_script(script, chan_b.server.public_key.data, Network.TEST)
+            rules.params_from_script(script, chan_b.server.public_key.data, Network.TEST)
         assert_error(exc.value, InvalidInput, "invalid_input", 400)
 
     def test_off_curve_client_key(self, chan_b: Chan) -> None:
         bad_client = b"\x02" + b"\xff" * 32  # x >= p: not a point
         script = channel_redeem_script(chan_b.server.public_key.data, bad_client, h.B_EXP_TIME)
         with pytest.raises(InvalidInput):
-            params_from_script(script, chan_b.server.public_key.data, Network.TEST)
+            rules.params_from_script(script, chan_b.server.public_key.data, Network.TEST)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,10 +474,10 @@ def test_policy_defaults_match_the_original_configs() -> None:
 
 
 def test_secret_matches(opened: ChannelState) -> None:
-    assert secret_matches(opened.secret, bytes(opened.secret))
-    assert not secret_matches(opened.secret, bytes(32))
-    assert not secret_matches(opened.secret, opened.secret[:-1])
-    assert secret_matches(opened.secret, bytes.fromhex(h.B_OPEN_SECRET))
+    assert rules.secret_matches(opened.secret, bytes(opened.secret))
+    assert not rules.secret_matches(opened.secret, bytes(32))
+    assert not rules.secret_matches(opened.secret, opened.secret[:-1])
+    assert rules.secret_matches(opened.secret, bytes.fromhex(h.B_OPEN_SECRET))
 
 
 @pytest.mark.parametrize(("cls", "status"), [

@@ -34,27 +34,19 @@ def _bl(script: bytes, tx: Transaction, hashtype: int) -> bytes:
     return bytes(SignatureHash(CScript(script), CTransaction.deserialize(tx.serialize()), 0, hashtype))
 
 
+@pytest.mark.parametrize("hashtype", [SINGLE_ACP, NONE_ACP], ids=["single-acp", "none-acp"])
 @fast(60)
 @given(chan=chans(), change=amounts(), change_script=change_scripts)
-def test_single_acp_template_matches_bitcoinlib(chan: Chan, change: int, change_script: bytes) -> None:
+def test_payment_templates_match_bitcoinlib(hashtype: int, chan: Chan, change: int, change_script: bytes) -> None:
     tx = payment_transaction(chan.outpoint, change, change_script)
-    expected = _bl(chan.redeem_script, tx, SINGLE_ACP)
-    assert chan.verifier.digest(change, change_script, SINGLE_ACP) == expected
+    expected = _bl(chan.redeem_script, tx, hashtype)
+    assert chan.verifier.digest(change, change_script, hashtype) == expected
     template = PaymentSighashTemplate.build(chan.outpoint.serialize(), chan.redeem_script)
-    assert template.digest_single(change, change_script) == expected
-    assert legacy_sighash(tx, 0, chan.redeem_script, SINGLE_ACP) == expected
-
-
-@fast(60)
-@given(chan=chans(), change=amounts(), change_script=change_scripts)
-def test_none_acp_template_matches_bitcoinlib(chan: Chan, change: int, change_script: bytes) -> None:
-    tx = payment_transaction(chan.outpoint, change, change_script)
-    expected = _bl(chan.redeem_script, tx, NONE_ACP)
-    assert chan.verifier.digest(change, change_script, NONE_ACP) == expected
-    assert PaymentSighashTemplate.build(chan.outpoint.serialize(), chan.redeem_script).digest_none() == expected
-    assert legacy_sighash(tx, 0, chan.redeem_script, NONE_ACP) == expected
-    # outputs are not committed to: any other change gives the same digest
-    assert chan.verifier.digest(0, b"", NONE_ACP) == expected
+    by_template = template.digest_single(change, change_script) if hashtype == SINGLE_ACP else template.digest_none()
+    assert by_template == expected
+    assert legacy_sighash(tx, 0, chan.redeem_script, hashtype) == expected
+    if hashtype == NONE_ACP:  # outputs are not committed to: any other change gives the same digest
+        assert chan.verifier.digest(0, b"", NONE_ACP) == expected
 
 
 @fast(60)

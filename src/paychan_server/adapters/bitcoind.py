@@ -16,7 +16,7 @@ from paychan_common.errors import InvalidInput, ServiceUnavailable
 from paychan_common.hashing import sha256d
 from paychan_common.keys import PublicKey
 from paychan_common.tx import OutPoint, Transaction
-from paychan_runtime.bitcoin_rpc import BitcoinRpc, RpcError, rate_sat_per_byte, to_sat
+from paychan_runtime.bitcoin_rpc import BitcoinRpc, RpcError, btc_to_sat, rate_sat_per_byte
 from paychan_runtime.config import ConfigError
 
 from ..config import BitcoinConfig, SettlementConfig
@@ -102,7 +102,7 @@ class BitcoindChain:
         if not out:
             return None
         spk = bytes.fromhex(out["scriptPubKey"]["hex"])
-        return Funding(outpoint, to_sat(out["value"]), int(out.get("confirmations", 0)), spk)
+        return Funding(outpoint, btc_to_sat(out["value"]), int(out.get("confirmations", 0)), spk)
 
     async def funding_by_address(self, client_pubkey: PublicKey, exp_time: int,
                                  funding_address: Address) -> list[Funding]:
@@ -121,7 +121,7 @@ class BitcoindChain:
         for u in res.get("unspents", []):
             op = OutPoint.from_display(u["txid"], int(u["vout"]))
             conf = height - int(u["height"]) + 1 if u.get("height") else 0
-            found.append(Funding(op, to_sat(u["amount"]), conf, bytes.fromhex(u["scriptPubKey"])))
+            found.append(Funding(op, btc_to_sat(u["amount"]), conf, bytes.fromhex(u["scriptPubKey"])))
         found.sort(key=lambda f: -f.confirmations)
         return found
 
@@ -162,6 +162,33 @@ class BitcoindChain:
             log.warning("node's minimum fee rate %d sat/byte is above the cap %d: the settlement may be refused",
                         floor, cap)
         return min(max(rate, floor), cap)
+
+    async def estimate_rate(self, conf_target: int) -> int | None:
+        """estimatesmartfee for conf_target blocks (sat/byte, rounded up), floored at the node's mempool
+        minimum, NOT capped: the settler compares it with its ceiling (spec 8.6); None without an estimate."""
+        try:
+            est = await self._checked("estimatesmartfee", max(1, min(conf_target, 1008)))
+        except RpcError as exc:
+            log.warning("estimatesmartfee failed (%s)", exc.message)
+            return None
+        if not isinstance(est, dict) or est.get("feerate") is None:
+            return None
+        rate = rate_sat_per_byte(est["feerate"])
+        try:
+            info = await self._checked("getmempoolinfo")
+            rate = max(rate, rate_sat_per_byte(info.get("mempoolminfee", 0)))
+        except RpcError as exc:
+            log.warning("getmempoolinfo failed (%s)", exc.message)
+        return rate
+
+    async def incremental_rate(self) -> int:
+        """getnetworkinfo's incrementalfee in sat/byte (at least 1): BIP125 rule 4's unit."""
+        try:
+            info = await self._checked("getnetworkinfo")
+            return max(1, rate_sat_per_byte(info.get("incrementalfee", 0)))
+        except RpcError as exc:
+            log.warning("getnetworkinfo failed (%s): incremental relay fee taken as 1 sat/byte", exc.message)
+            return 1
 
     # -- chain time and follow-up --------------------------------------------------------------------
     async def median_time(self) -> int | None:

@@ -46,6 +46,14 @@ class DebugChain:
         """The configured rate."""
         return self._fee_rate
 
+    async def estimate_rate(self, conf_target: int) -> int | None:
+        """The configured rate, whatever the target."""
+        return self._fee_rate
+
+    async def incremental_rate(self) -> int:
+        """1 sat/byte, the default of bitcoind."""
+        return 1
+
     async def median_time(self) -> int | None:
         """No chain in debug mode."""
         return None

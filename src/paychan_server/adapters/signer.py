@@ -1,4 +1,4 @@
-"""Client of the SigningService."""
+"""Client of the SigningService (its messages: `signing_service.contract`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from paychan_common.keys import PublicKey
 from paychan_common.network import Network
 from paychan_common.settlement import SettlementInput
 from paychan_runtime.client import InternalClient
+from signing_service.contract import SettlementRequest, SignedSettlementAnswer, SignerInfo, parse_answer
 
-from ..domain.ports import SignedSettlement
+from ..domain.ports import SignedSettlement, SignerPolicy
 
 
 class SignerClient:
@@ -19,19 +20,20 @@ class SignerClient:
 
     async def info(self, network: Network) -> tuple[PublicKey, Address]:
         """The server public key and the settlement destination."""
-        data = await self._client.request("GET", "/pubkey")
-        return PublicKey.from_hex(data["pubkey"]), Address.parse(data["destination"], network)
+        info = parse_answer(SignerInfo, await self._client.request("GET", "/pubkey"))
+        return PublicKey.from_hex(info.pubkey), Address.parse(info.destination, network)
+
+    async def policy(self) -> SignerPolicy:
+        """The signer's max_fee and dust_limit from GET /pubkey (spec 8.6)."""
+        info = parse_answer(SignerInfo, await self._client.request("GET", "/pubkey"))
+        return SignerPolicy(info.policy.max_fee, info.policy.dust_limit)
 
     async def sign_settlement(self, s: SettlementInput, fee: int, dust_limit: int) -> SignedSettlement:
-        """Have the settlement of s signed (the signer re-checks everything)."""
-        body = {
-            "redeem_script": s.redeem_script.hex(), "funding_txid": s.outpoint.display_txid,
-            "funding_vout": s.outpoint.vout, "funding_value": s.funding_value, "change_value": s.change_value,
-            "change_script": s.change_script.hex(), "client_signature": s.client_signature.der.hex(),
-            "client_sighash": s.client_signature.sighash, "fee": fee, "dust_limit": dust_limit,
-        }
-        data = await self._client.request("POST", "/sign_settlement", body)
-        return SignedSettlement(bytes.fromhex(data["tx"]), data["txid"], int(data["fee"]), int(data["server_value"]))
+        """Have the settlement of s signed (the signer re-checks everything, spec 8.1)."""
+        request = SettlementRequest.of(s, fee, dust_limit)
+        data = await self._client.request("POST", "/sign_settlement", request.model_dump(exclude_none=True))
+        answer = parse_answer(SignedSettlementAnswer, data)
+        return SignedSettlement(bytes.fromhex(answer.tx), answer.txid, answer.fee, answer.server_value)
 
     async def close(self) -> None:
         """Close the pool."""

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from .results import PaymentResult, StaticChannel
 
-__all__ = ["PaymentHooks"]
+__all__ = ["PaymentHooks", "SettlementHooks"]
 
 
 class PaymentHooks:
@@ -30,3 +30,16 @@ class PaymentHooks:
     async def paid(self, result: PaymentResult, st: StaticChannel, payment: Payment) -> PaymentResult:
         """A payment is stored; returns the result the client is told (possibly with application_data)."""
         return result
+
+
+class SettlementHooks:
+    """Called by the Settler (spec 8.6); these defaults do nothing, the operator layer counts."""
+
+    def bumped(self) -> None:
+        """A replacement settlement was signed and stored."""
+
+    def confirmed(self, bumps: int) -> None:
+        """A settlement reached its confirmations after `bumps` replacements."""
+
+    def near_deadline(self, channels: int, value: int) -> None:
+        """After a pass over the closing channels: those unconfirmed within alert_hours_before_deadline."""

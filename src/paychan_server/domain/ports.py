@@ -80,6 +80,15 @@ class Blockchain(Protocol):
         """Settlement fee rate in sat/byte."""
         ...
 
+    async def estimate_rate(self, conf_target: int) -> int | None:
+        """The node's fee-rate estimate for conf_target blocks in sat/byte, not capped (spec 8.6); None
+        without an estimate."""
+        ...
+
+    async def incremental_rate(self) -> int:
+        """The node's incremental relay fee rate in sat/byte (BIP125 rule 4)."""
+        ...
+
     async def median_time(self) -> int | None:
         """Median time past of the chain tip (None when there is no chain)."""
         ...
@@ -111,11 +120,23 @@ class SignedSettlement:
     server_value: int
 
 
+@dataclass(frozen=True, slots=True)
+class SignerPolicy:
+    """What the SigningService publishes of its policy (spec 8.6): its fee cap and its dust limit."""
+
+    max_fee: int
+    dust_limit: int
+
+
 class SignerPort(Protocol):
     """What PayChanServer needs from the SigningService."""
 
     async def info(self, network: Network) -> tuple[PublicKey, Address]:
         """The server public key and the settlement destination."""
+        ...
+
+    async def policy(self) -> SignerPolicy:
+        """The signer's published policy (spec 8.6)."""
         ...
 
     async def sign_settlement(self, s: SettlementInput, fee: int, dust_limit: int) -> SignedSettlement:

@@ -6,7 +6,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import replace
 
-from chan_store.model import ChannelExistsAt
+from chan_store.contract import ChannelExistsAt
 from paychan_common.address import Address
 from paychan_common.channel import ChannelParams, Funding, PaymentVerifier
 from paychan_common.errors import (
@@ -36,7 +36,7 @@ from paychan_common.state import ChannelState, Family, Status
 from paychan_common.tx import OutPoint
 
 from ..config import ServerConfig
-from .clock import Clock
+from .clock import ClockPort
 from .hooks import PaymentHooks
 from .ports import Blockchain, ChannelStorePort
 from .results import ExistingChannel, PaymentResult, StaticChannel
@@ -47,7 +47,7 @@ class PayChanService:
     """Open, pay and close over ChanStore, the SigningService (via Settler) and the blockchain port."""
 
     def __init__(self, cfg: ServerConfig, store: ChannelStorePort, chain: Blockchain, settler: Settler,
-                 server_pubkey: PublicKey, clock: Clock, hooks: PaymentHooks | None = None,
+                 server_pubkey: PublicKey, clock: ClockPort, hooks: PaymentHooks | None = None,
                  cache_size: int = 100_000) -> None:
         self.cfg = cfg
         self.network: Network = cfg.bitcoin.net
@@ -220,8 +220,8 @@ class PayChanService:
             if state is not None and state.status is Status.OPEN:
                 closed = await self._settle_exhausted(state)
                 return await self.hooks.paid(self._result(closed, applied.value_received), st, payment)
-        return await self.hooks.paid(PaymentResult(outpoint, "open", self._value_left(applied.change_value),
-                                                   applied.value_received, None), st, payment)
+        left = self.cfg.channel.value_left(applied.change_value)
+        return await self.hooks.paid(PaymentResult(outpoint, "open", left, applied.value_received, None), st, payment)
 
     async def _settle_exhausted(self, state: ChannelState) -> ChannelState:
         """Settle a channel a payment exhausted (spec 7.3 step 12); the payment counted even if settling
@@ -282,13 +282,9 @@ class PayChanService:
         return self._result(closed, received)
 
     # -- results ------------------------------------------------------------------------------------
-    def _value_left(self, change: int) -> int:
-        if self.cfg.channel.report_value_left_minus_dust:
-            return max(change - self.policy.dust_limit, 0)
-        return change
-
     def _result(self, state: ChannelState, received: int) -> PaymentResult:
         closed = state.status is not Status.OPEN
-        return PaymentResult(state.outpoint, "closed" if closed else "open", self._value_left(state.change_value),
-                             received, state.settlement_txid or None if closed else None)
+        return PaymentResult(state.outpoint, "closed" if closed else "open",
+                             self.cfg.channel.value_left(state.change_value), received,
+                             state.settlement_txid or None if closed else None)
 

@@ -8,7 +8,11 @@ A background loop follows every closing channel (so unfinished closings resume a
 publication is retried with backoff) and settles every open channel once the chain's time reaches
 exp_time - settlement_period - safety margin. Each transition is a compare-and-set, so several
 PayChanServer instances never double-settle: the SigningService signs deterministically (RFC 6979) and only
-the stored signed transaction is ever published."""
+the stored signed transaction is ever published.
+
+While a settlement waits unconfirmed, the Bumper (spec 8.6) replaces it by higher-fee versions of the same
+state as its deadline nears; every version is stored before it is published, the newest is followed, and
+the confirmation of any version closes the channel."""
 
 from __future__ import annotations
 
@@ -19,14 +23,17 @@ from dataclasses import dataclass, replace
 
 from paychan_common.channel import ClientSignature
 from paychan_common.errors import ChannelGone, Conflict, PaychanError, ServiceUnavailable
+from paychan_common.hashing import sha256d
 from paychan_common.rules import ChannelPolicy
 from paychan_common.settlement import FeeMode, SettlementInput, settlement_fee
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import OutPoint
 
 from ..config import SettlementConfig
-from .clock import Clock
-from .ports import Blockchain, ChannelStorePort, OutputState, SignerPort
+from .bumper import Bumper, version_fee
+from .clock import ClockPort
+from .hooks import SettlementHooks
+from .ports import Blockchain, ChannelStorePort, OutputState, SignerPolicy, SignerPort
 
 log = logging.getLogger("paychan.settlement")
 alert_log = logging.getLogger("paychan.alert")
@@ -52,7 +59,8 @@ class Settler:
     """Closes channels: sign, store, publish, follow to depth; resumes, retries and schedules."""
 
     def __init__(self, store: ChannelStorePort, signer: SignerPort, chain: Blockchain, destination: bytes,
-                 policy: ChannelPolicy, cfg: SettlementConfig, clock: Clock,
+                 policy: ChannelPolicy, cfg: SettlementConfig, clock: ClockPort, *,
+                 signer_policy: SignerPolicy | None = None, hooks: SettlementHooks | None = None,
                  crash: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.signer = signer
@@ -66,6 +74,10 @@ class Settler:
         self._alerted: dict[tuple[bytes, str], float] = {}
         self._published: set[bytes] = set()  # channels whose settlement this process saw accepted
         self._no_mtp = False
+        self.signer_policy = signer_policy
+        self.hooks = hooks if hooks is not None else SettlementHooks()
+        self.bumper = Bumper(store, signer, chain, destination, policy.settlement_period, cfg, signer_policy,
+                             self.hooks, self._alert, settlement_input)
         self._crash = crash  # fault-injection tests only (paychan_runtime.faults); None: no crash points
 
     # -- closing ------------------------------------------------------------------------------------
@@ -114,8 +126,13 @@ class Settler:
             if state.status is not Status.CLOSING:
                 return state
         status = await self.chain.tx_status(state.settlement_txid, state.settlement_tx)
+        if status.known and status.confirmations == 0:
+            return await self.bumper.step(state)
         if status.known:
             return await self._on_depth(state, status.confirmations)
+        earlier, earlier_conf = await self._earlier_version(state)
+        if earlier is not None and earlier_conf > 0:
+            return await self._on_depth(await self._adopt(state, earlier), earlier_conf)
         funding = await self.chain.output_state(state.outpoint)
         key = state.outpoint.serialize()
         if funding is OutputState.UNSPENT:
@@ -125,27 +142,58 @@ class Settler:
             await self._publish(state, quick_retries)
             status = await self.chain.tx_status(state.settlement_txid, state.settlement_tx)
             return await self._on_depth(state, status.confirmations) if status.known else state
+        if funding is OutputState.SPENT_IN_MEMPOOL and earlier is not None:
+            log.info("channel %s: an earlier version of the settlement is in the mempool; publishing its "
+                     "replacement %s", state.outpoint, state.settlement_txid)
+            await self._publish(state, 1)
+            return state
         if funding is OutputState.SPENT_IN_MEMPOOL:
             self._alert(key, "conflict", "ALERT channel %s: a mempool transaction that is not our settlement %s "
                         "spends the funding output (the client's refund?); trying to publish ours anyway",
                         state.outpoint, state.settlement_txid)
+            outbid = await self.bumper.outbid(state)
+            if outbid is not state:
+                return outbid  # signed at the whole budget, stored, published (or the node's refusal logged)
             await self._publish(state, 1)
             return state
         return await self._spent_elsewhere(state)
+
+    async def _earlier_version(self, state: ChannelState) -> tuple[bytes | None, int]:
+        """An earlier signed version the chain knows (mined first, else in the mempool), with its depth."""
+        found: tuple[bytes | None, int] = (None, 0)
+        for tx in reversed(state.earlier_settlements):
+            status = await self.chain.tx_status(sha256d(tx)[::-1].hex(), tx)
+            if status.known and status.confirmations > 0:
+                return tx, status.confirmations
+            if status.known and found[0] is None:
+                found = (tx, 0)
+        return found
+
+    async def _adopt(self, state: ChannelState, tx: bytes) -> ChannelState:
+        """An earlier version was mined: it becomes the followed settlement (the others stay stored)."""
+        others = tuple(v for v in state.settlement_versions if v != tx)
+        txid = sha256d(tx)[::-1].hex()
+        log.info("channel %s: earlier settlement version %s was mined (not the newest, %s)", state.outpoint, txid,
+                 state.settlement_txid)
+        fee = version_fee(state, tx)
+        return await self._transition(state, replace(state, settlement_tx=tx, settlement_txid=txid,
+                                                     settlement_fee=fee, earlier_settlements=others))
 
     async def _sign_and_store(self, closing: ChannelState) -> ChannelState:
         """Have the settlement signed and store it (before any publication)."""
         si = settlement_input(closing)
         mode = FeeMode(self.cfg.fee_mode)
         rate = self.cfg.fee_rate_sat_per_byte if mode is FeeMode.FIXED else await self.chain.fee_rate()
-        dust = self.policy.dust_limit
+        dust = self.signer_policy.dust_limit if self.signer_policy is not None else self.policy.dust_limit
         min_fee = closing.settlement_fee
         cap = settlement_fee(si, self.destination, dust, self.cfg.max_fee_rate_sat_per_byte, mode)
+        if self.signer_policy is not None:
+            cap = min(cap, self.signer_policy.max_fee)  # every fee clamped to the signer's cap (spec 8.6)
         if min_fee > cap:  # a v2.3.0 closing payment larger than the highest fee we pay: the rest is ours
             log.info("channel %s: closing payment %d above the fee cap %d; the rest goes to the destination",
                      closing.outpoint, min_fee, cap)
             min_fee = cap
-        fee = settlement_fee(si, self.destination, dust, rate, mode, min_fee)
+        fee = min(settlement_fee(si, self.destination, dust, rate, mode, min_fee), cap)
         signed = await self.signer.sign_settlement(si, fee, dust)
         if self._crash is not None:
             self._crash("settler.after_sign")
@@ -173,7 +221,7 @@ class Settler:
             except ServiceUnavailable:
                 if attempt + 1 >= attempts:
                     raise
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
                 delay *= 2
         if txid != state.settlement_txid:
             log.error("channel %s: node accepted %s but the stored settlement is %s", state.outpoint, txid,
@@ -189,8 +237,9 @@ class Settler:
             return state
         closed = await self._transition(state, replace(state, status=Status.CLOSED))
         if closed.status is Status.CLOSED:
-            log.info("channel %s closed: settlement %s has %d confirmations", state.outpoint,
-                     state.settlement_txid, confirmations)
+            self.hooks.confirmed(state.bumps)
+            log.info("channel %s closed: settlement %s has %d confirmations (%d replacements)", state.outpoint,
+                     state.settlement_txid, confirmations, state.bumps)
         return closed
 
     async def _spent_elsewhere(self, state: ChannelState) -> ChannelState:
@@ -242,9 +291,9 @@ class Settler:
 
     async def follow_closings(self) -> int:
         """One follow-up step for every closing channel whose retry is due; returns how many are closing."""
-        loop = asyncio.get_running_loop()
         now = await self.chain_now()
-        seen = 0
+        seen = near_count = near_value = 0
+        near = now + int(self.cfg.alert_hours_before_deadline * 3600) + self.cfg.bump_deadline_margin_seconds
         after: OutPoint | None = None
         while True:
             page = await self.store.list(status=Status.CLOSING, after=after, limit=PAGE)
@@ -252,7 +301,7 @@ class Settler:
                 seen += 1
                 key = state.outpoint.serialize()
                 retry = self._retry.get(key)
-                if retry is not None and retry.next_at > loop.time():
+                if retry is not None and retry.next_at > self.clock.monotonic():
                     continue
                 try:
                     state = await self.finish(state)
@@ -261,7 +310,11 @@ class Settler:
                     self._backoff(state, exc)
                 if state.status is Status.CLOSING:
                     self._check_late(state, now)
+                    if state.exp_time < near:
+                        near_count += 1
+                        near_value += state.value_received
             if len(page) < PAGE:
+                self.hooks.near_deadline(near_count, near_value)
                 return seen
             after = page[-1].outpoint
 
@@ -277,7 +330,7 @@ class Settler:
         old = self._retry.get(key)
         cap = self.cfg.retry_max_interval_seconds
         delay = self.cfg.retry_interval_seconds if old is None else min(old.delay * 2, cap)
-        self._retry[key] = _Retry(delay, asyncio.get_running_loop().time() + delay)
+        self._retry[key] = _Retry(delay, self.clock.monotonic() + delay)
         log.warning("settlement of channel %s not finished (%s); next attempt in %.1f s", state.outpoint,
                     exc.message, delay)
         if not isinstance(exc, ServiceUnavailable | Conflict | ChannelGone):  # refused by the signer or the node
@@ -285,7 +338,7 @@ class Settler:
 
     def _alert(self, key: bytes, kind: str, message: str, *args: object) -> None:
         """An ALERT log line, repeated at most every ALERT_REPEAT_SECONDS per channel and kind."""
-        loop_time = asyncio.get_running_loop().time()
+        loop_time = self.clock.monotonic()
         last = self._alerted.get((key, kind))
         if last is not None and loop_time - last < ALERT_REPEAT_SECONDS:
             return
@@ -296,7 +349,7 @@ class Settler:
         key = outpoint.serialize()
         self._retry.pop(key, None)
         self._published.discard(key)
-        for kind in ("late", "refused", "conflict"):
+        for kind in ("late", "refused", "conflict", "ceiling"):
             self._alerted.pop((key, kind), None)
 
     async def settle_expiring(self) -> int:
@@ -337,16 +390,15 @@ class Settler:
 
     async def run(self) -> None:
         """Background loop: follow closing channels every retry interval, settle expiring ones periodically."""
-        loop = asyncio.get_running_loop()
-        next_schedule = loop.time()
+        next_schedule = self.clock.monotonic()
         while True:
             try:
                 await self.follow_closings()
-                if loop.time() >= next_schedule:
-                    next_schedule = loop.time() + self.cfg.scheduler_interval_seconds
+                if self.clock.monotonic() >= next_schedule:
+                    next_schedule = self.clock.monotonic() + self.cfg.scheduler_interval_seconds
                     await self.settle_expiring()
             except PaychanError as exc:
                 log.warning("settlement loop: %s", exc.message)
             except Exception:
                 log.exception("settlement loop error")
-            await asyncio.sleep(self.cfg.retry_interval_seconds)
+            await self.clock.sleep(self.cfg.retry_interval_seconds)

@@ -73,7 +73,7 @@ class OperatorFeatures:
         m = cfg.management
         token = load_or_create_secret(Path(m.token_file))
         scraper = load_or_create_secret(Path(m.metrics_token_file)) if m.metrics_token_file else None
-        deps = ManagementDeps(cfg, svc, store, chain, self.metrics, TotalsCache(store, svc.clock.now))
+        deps = ManagementDeps(cfg, svc, store, chain, self.metrics, TotalsCache(store, svc.clock))
         runner = web.AppRunner(create_management_app(deps, token, scraper), access_log=None, handle_signals=False)
         await runner.setup()
         try:

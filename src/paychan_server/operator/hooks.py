@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from paychan_common.state import Family
 
-from ..domain.hooks import PaymentHooks
+from ..domain.hooks import PaymentHooks, SettlementHooks
 
 if TYPE_CHECKING:
     from paychan_common.payment import Payment
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..domain.results import PaymentResult, StaticChannel
     from .metrics import ServerMetrics
 
-__all__ = ["OperatorHooks"]
+__all__ = ["OperatorHooks", "SettlementCounters"]
 
 
 class OperatorHooks(PaymentHooks):
@@ -56,3 +56,25 @@ class OperatorHooks(PaymentHooks):
             "application_data": payment.application_data,
         })
         return replace(result, application_data=app_data) if app_data else result
+
+
+class SettlementCounters(SettlementHooks):
+    """The Settler's hooks (spec 8.6): replacements, settlements by number of bumps, value near its deadline."""
+
+    __slots__ = ("metrics",)
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self.metrics = metrics
+
+    def bumped(self) -> None:
+        """A replacement settlement was signed and stored."""
+        self.metrics.bumps.inc()
+
+    def confirmed(self, bumps: int) -> None:
+        """A settlement confirmed after `bumps` replacements."""
+        self.metrics.settlements_confirmed.labels(str(bumps) if bumps < 4 else "4+").inc()
+
+    def near_deadline(self, channels: int, value: int) -> None:
+        """Closing channels still unconfirmed within alert_hours_before_deadline of their deadline."""
+        self.metrics.near_deadline_channels.set(channels)
+        self.metrics.near_deadline_value.set(value)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from chan_store.contract import MAX_LIST_LIMIT, ListQuery
 from paychan_common.address import Address
 from paychan_common.errors import ChannelGone, ChannelNotFound, InvalidInput, PaychanError, Unauthorized
 from paychan_common.hashing import hash160
@@ -48,7 +49,7 @@ __all__ = ["DEPS", "ManagementDeps", "channel_json", "create_management_app"]
 log = logging.getLogger("paychan.management")
 
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
+MAX_LIMIT = MAX_LIST_LIMIT
 STATUSES = {status.label: status for status in Status}
 TXID = "{txid:[0-9a-fA-F]{64}}"
 VOUT = "{vout:[0-9]{1,10}}"
@@ -74,13 +75,6 @@ def channel_id(outpoint: OutPoint) -> str:
     return f"{outpoint.display_txid}:{outpoint.vout}"
 
 
-def value_left(state: ChannelState, cfg: ServerConfig) -> int:
-    """The client's change, as reported to clients (spec 6.5, optionally minus the dust limit)."""
-    if cfg.channel.report_value_left_minus_dust:
-        return max(state.change_value - cfg.channel.dust_limit, 0)
-    return state.change_value
-
-
 def funding_address(state: ChannelState, network: Network) -> str:
     """The channel's P2SH funding address (spec 3.3)."""
     return Address.p2sh(hash160(state.redeem_script), network).text
@@ -96,7 +90,7 @@ def channel_json(state: ChannelState, cfg: ServerConfig) -> dict[str, object]:
         "sender": state.client_pubkey.hex(),
         "status": state.status.label,
         "family": FAMILY_LABEL.get(state.family, str(state.family)),
-        "value_left": value_left(state, cfg),
+        "value_left": cfg.channel.value_left(state.change_value),
         "expires": state.exp_time,
         "funding_value": state.funding_value,
         "funding_address": funding_address(state, cfg.bitcoin.net),
@@ -122,7 +116,7 @@ def spec_info_json(state: ChannelState, cfg: ServerConfig) -> dict[str, object]:
     return {
         "sender": state.client_pubkey.hex(),
         "status": "open" if state.status is Status.OPEN else "closed",
-        "value_left": value_left(state, cfg),
+        "value_left": cfg.channel.value_left(state.change_value),
         "expires": state.exp_time,
         "funding_value": state.funding_value,
         "funding_address": funding_address(state, cfg.bitcoin.net),
@@ -139,42 +133,31 @@ def parse_channel_id(text: str, name: str = "after") -> OutPoint:
     return parse_outpoint(txid, vout)
 
 
-@dataclass(frozen=True, slots=True)
-class ListQuery:
-    """The filters of `GET /channels`."""
-
-    status: Status | None = None
-    client_pubkey: bytes | None = None
-    expiring_before: int | None = None
-    after: OutPoint | None = None
-    limit: int = DEFAULT_LIMIT
-
-    @classmethod
-    def parse(cls, query: Mapping[str, str]) -> ListQuery:
-        """From the query string; InvalidInput names the bad parameter."""
-        unknown = set(query) - {"status", "client_pubkey", "expiring_before", "after", "limit"}
-        if unknown:
-            raise InvalidInput(f"unknown query parameter {sorted(unknown)[0]!r}")
-        status = query.get("status") or None
-        if status is not None and status not in STATUSES:
-            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
-        pk = query.get("client_pubkey") or None
-        before = query.get("expiring_before") or None
-        after = query.get("after") or None
-        limit = parse_uint(query.get("limit") or str(DEFAULT_LIMIT), "limit", MAX_LIMIT)
-        if limit == 0:
-            raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
-        if before is not None and status is None and pk is None:
-            raise InvalidInput("expiring_before needs status or client_pubkey")
-        return cls(None if status is None else STATUSES[status], None if pk is None else parse_pubkey(pk).data,
-                   None if before is None else parse_uint(before, "expiring_before"),
-                   None if after is None else parse_channel_id(after), limit)
+def parse_list_query(query: Mapping[str, str]) -> ListQuery:
+    """ChanStore's list query from the management query string; InvalidInput names the bad parameter."""
+    unknown = set(query) - {"status", "client_pubkey", "expiring_before", "after", "limit"}
+    if unknown:
+        raise InvalidInput(f"unknown query parameter {sorted(unknown)[0]!r}")
+    status = query.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
+    pk = query.get("client_pubkey") or None
+    before = query.get("expiring_before") or None
+    after = query.get("after") or None
+    limit = parse_uint(query.get("limit") or str(DEFAULT_LIMIT), "limit", MAX_LIMIT)
+    if limit == 0:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+    if before is not None and status is None and pk is None:
+        raise InvalidInput("expiring_before needs status or client_pubkey")
+    return ListQuery(None if status is None else STATUSES[status], None if pk is None else parse_pubkey(pk).data,
+                     None if before is None else parse_uint(before, "expiring_before"),
+                     None if after is None else parse_channel_id(after), limit)
 
 
 async def list_channels(request: web.Request) -> web.Response:
     """GET /channels: one page of channels (by expiry within a status; by outpoint otherwise)."""
     deps = request.app[DEPS]
-    q = ListQuery.parse(request.query)
+    q = parse_list_query(request.query)
     page = await deps.store.list_page(status=q.status, client_pubkey=q.client_pubkey,
                                       expiring_before=q.expiring_before, after=q.after, limit=q.limit)
     return json_response({"channels": [channel_json(s, deps.cfg) for s in page.states],

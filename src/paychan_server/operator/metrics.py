@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -77,6 +77,16 @@ class ServerMetrics(Metrics):
         self.callback_latency = Histogram("paychan_callback_duration_seconds", "Value callback round trip",
                                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
                                           registry=r)
+        self.bumps = Counter("paychan_settlement_replacements", "Replacement settlements signed and stored "
+                             "(fee bumps, spec 8.6)", registry=r)
+        self.settlements_confirmed = Counter("paychan_settlements_confirmed", "Settlements confirmed, by how many "
+                                             "times they were replaced (0, 1, 2, 3, 4+)", ["bumps"], registry=r)
+        self.near_deadline_channels = Gauge(
+            "paychan_settlements_near_deadline", "Closing channels whose settlement is unconfirmed within "
+            "settlement.alert_hours_before_deadline of its deadline", registry=r, multiprocess_mode="max")
+        self.near_deadline_value = Gauge(
+            "paychan_settlements_near_deadline_satoshis", "Value received in those channels (lost if the "
+            "client's refund wins)", registry=r, multiprocess_mode="max")
         self.totals: Totals | None = None
         # Pre-bound children: the hot path does one dict lookup and two Counter.inc calls.
         self._children: dict[tuple[str, Family], tuple[Any, Any]] = {

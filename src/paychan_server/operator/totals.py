@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chan_store.model import ChannelPage, StoreStats
+from chan_store.contract import ChannelPage, StoreStats
 from paychan_common.state import Status
 from paychan_common.tx import OutPoint
+
+from ..domain.clock import ClockPort
 
 __all__ = ["BUCKETS", "Bucket", "Totals", "TotalsCache", "TotalsSource", "bucket_index", "compute_totals"]
 
@@ -44,12 +46,6 @@ def bucket_index(exp_time: int, now: int) -> int:
         if hours < bucket.below_hours:
             return i
     return len(BUCKETS) - 1
-
-
-class Clock(Protocol):
-    """Seconds since the epoch (the server's clock, debug offset included)."""
-
-    def __call__(self) -> int: ...
 
 
 class TotalsSource(Protocol):
@@ -121,9 +117,9 @@ async def compute_totals(source: TotalsSource, now: int) -> Totals:
 class TotalsCache:
     """The latest totals; one scan at a time, reused while younger than `max_age` seconds."""
 
-    def __init__(self, source: TotalsSource, now: Clock) -> None:
+    def __init__(self, source: TotalsSource, clock: ClockPort) -> None:
         self._source = source
-        self._now = now
+        self._clock = clock
         self._lock = asyncio.Lock()
         self.latest: Totals | None = None
 
@@ -135,5 +131,5 @@ class TotalsCache:
             if latest is not None and (latest.computed_at >= requested
                                        or (max_age > 0 and requested - latest.computed_at < max_age)):
                 return latest  # computed while we waited, or young enough
-            self.latest = await compute_totals(self._source, self._now())
+            self.latest = await compute_totals(self._source, self._clock.now())
             return self.latest

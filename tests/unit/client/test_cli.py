@@ -186,6 +186,7 @@ class FakeNode:
         self.calls: list[tuple[str, list[Any]]] = []
         self.confirmations = 0
         self.auth: str | None = None
+        self.funding_spent_in_block = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         request.read()
@@ -204,8 +205,12 @@ class FakeNode:
             text = json.dumps({"result": res, "error": None, "id": req["id"]}).replace('"RAW"', "0.00250000")
             return httpx.Response(200, content=text.encode())
         elif method == "gettxout":
-            res = {"confirmations": self.confirmations, "value": 0.0025}
+            res = None if self.funding_spent_in_block else {"confirmations": self.confirmations, "value": 0.0025}
             self.confirmations += 1
+        elif method == "getblockchaininfo":
+            res = {"mediantime": EXP - 600}
+        elif method == "scantxoutset":
+            res = {"unspents": []}
         elif method == "sendrawtransaction":
             res = "ef" * 32
         else:
@@ -234,14 +239,31 @@ def test_fund_wait_conf_and_publish_refund_through_rpc(tmp_path: Path, capsys: p
     assert out[1]["funding_txid"] == "cd" * 32 and out[1]["funding_vout"] == 1 and out[1]["funding_value"] == 250_000
     assert out[2]["confirmations"] == 2
     assert out[3]["published"] is True
+    assert out[3]["refund_valid_after_median_time_past"] == EXP and out[3]["median_time_past"] == EXP - 600
+    assert out[3]["refund_valid_now"] is False and out[3]["refund_valid_in_seconds"] == 601
     methods = [m for m, _ in node.calls]
     assert methods == ["sendtoaddress", "getrawtransaction", "gettxout", "gettxout", "gettxout",
-                       "sendrawtransaction"]
+                       "getblockchaininfo", "gettxout", "sendrawtransaction"]
     assert node.calls[0][1] == [FUNDING_ADDRESS, "0.00250000"]
     assert node.calls[-1][1] == [out[3]["tx"]]
     assert node.auth is not None and node.auth.startswith("Basic ")
     draft = load_any(state)
     assert isinstance(draft, ChannelDraft) and draft.funding_value == 250_000
+
+
+def test_no_refund_of_a_funding_output_a_confirmed_settlement_spent(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Spec 8.6: once the funding is spent in a block, the CLI never publishes a refund of it."""
+    state = str(draft_file(tmp_path, "v2"))
+    node = FakeNode()
+    transport = httpx.MockTransport(lambda r: node(r) if r.url.host == "node.test" else FakeServer("v2")(r))
+    rpc = ["--rpc-url", "http://node.test:18443/wallet/w", "--rpc-user", "u", "--rpc-password", "p"]
+    assert main(["info", "--state", state, "--exp-time", str(EXP)], transport=transport) == 0
+    assert main(["fund", "--state", state, *rpc, "--amount-sat", "250000"], transport=transport) == 0
+    node.funding_spent_in_block = True
+    assert main(["refund", "--state", state, "--fee", "1000", *rpc], transport=transport) == 2
+    assert "nothing to refund" in capsys.readouterr().err
+    assert "sendrawtransaction" not in [m for m, _ in node.calls]
 
 
 def test_fund_refuses_the_live_network(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""Shared pieces of the regtest tests (no tests here): the three services configured for a real regtest node,
+"""Shared pieces of the regtest tests: the three services configured for a real regtest node,
 node restarts on the same ports, funding from the node's wallet, and reads of ChanStore's stored state."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from unittest import mock
 
 import httpx
 
-from chan_store.wire import outpoint_hex, parse_state
-from paychan_client import BitcoinRpc, PaychanClient
+from chan_store.contract import outpoint_hex, parse_state
+from paychan_client import NodeClient, PaychanClient
 from paychan_common.network import Network
 from paychan_common.state import ChannelState
 from paychan_common.tx import OutPoint, Transaction
-from tests.functional import regtest_node as harness
-from tests.functional.regtest_node import RegtestNode, wait_for
-from tests.functional.services import Services, deep_merge
+from tests.support import regtest as harness
+from tests.support.regtest import RegtestNode, wait_for
+from tests.support.services import Services, deep_merge
 
 log = logging.getLogger("paychan.tests")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the narrative
@@ -50,9 +50,9 @@ def regtest_services(root: Path, node: RegtestNode, *, server: dict[str, Any] | 
                                                "rpc_password": node.rpc_password}})
 
 
-def wallet_rpc(node: RegtestNode) -> BitcoinRpc:
+def wallet_rpc(node: RegtestNode) -> NodeClient:
     """The client library's RPC client on the node's wallet "w"."""
-    return BitcoinRpc(node.rpc_url + "/wallet/w", user=node.rpc_user, password=node.rpc_password)
+    return NodeClient(node.rpc_url + "/wallet/w", user=node.rpc_user, password=node.rpc_password)
 
 
 def client(svc: Services) -> PaychanClient:

@@ -4,14 +4,12 @@ on a free loopback port (started by app.py's real wiring)."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -25,8 +23,9 @@ from paychan_server.operator.metrics import METRICS
 from signing_service.app import create_app as create_signing_app
 from signing_service.config import SigningConfig
 from signing_service.keystore import load_server_key
-from tests.functional.channel_helper import TestChannel
-from tests.functional.services import deep_merge
+from tests.support.channels import TestChannel
+from tests.support.ports import reserve_port
+from tests.support.services import deep_merge
 
 INTERNAL_TOKEN = "1n7ernal" * 8
 MGMT_TOKEN = "m4nagement" * 6
@@ -35,13 +34,6 @@ DESTINATION = "mm9mm96b8bZRBacaAvY5MEeDd6HW46qFcY"
 
 AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def exp_time(days: float = 7) -> int:
@@ -128,17 +120,10 @@ async def start_stack(tmp_path: Path, aiohttp_server: AiohttpServer, aiohttp_cli
         "auth": {"token_file": str(token_file)},
         "chan_store": {"url": str(store_server.make_url("")).rstrip("/")},
         "signing_service": {"url": str(signing_server.make_url("")).rstrip("/")},
-        "management": {"enable": True, "port": free_port(), "token_file": str(tmp_path / "management.token"),
+        "management": {"enable": True, "port": reserve_port(), "token_file": str(tmp_path / "management.token"),
                        "metrics_token_file": str(tmp_path / "metrics.token"), "totals_max_age_seconds": 0},
     }
     cfg = ServerConfig.model_validate(deep_merge(base, server or {}))
     public = await aiohttp_client(create_server_app(cfg, background=True))
     async with aiohttp.ClientSession() as session:
         yield Stack(public, cfg, session, store_server, signing_server)
-
-
-@pytest.fixture
-async def stack(tmp_path: Path, aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> AsyncIterator[Stack]:
-    """The default stack (no callback)."""
-    async for s in start_stack(tmp_path, aiohttp_server, aiohttp_client):
-        yield s

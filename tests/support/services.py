@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,38 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import tomli_w
 
-from tests.functional.regtest_node import wait_for
+from tests.support.ports import reserve_port
+from tests.support.regtest import wait_for
 
 log = logging.getLogger("paychan.tests")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """Reserve a free loopback port (bind 0, read, release)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def to_toml(data: Mapping[str, Any]) -> str:
-    """Write a two-level dict as TOML (top-level scalars, then one table per dict)."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    for k, v in data.items():
-        if isinstance(v, dict):
-            lines.append(f"\n[{k}]")
-            lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
-    return "\n".join(lines) + "\n"
 
 
 def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,7 +90,7 @@ class Services:
                  network: str = "test", debug: bool = True) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self.port, self.store_port, self.signer_port = free_port(), free_port(), free_port()
+        self.port, self.store_port, self.signer_port = reserve_port(), reserve_port(), reserve_port()
         token_file = str(root / "internal.token")
         store_cfg = {"network": network, "listen": {"host": "127.0.0.1", "port": self.store_port},
                      "auth": {"token_file": token_file}, "storage": {"path": str(root / "chanstore"), "sync": True}}
@@ -142,7 +116,7 @@ class Services:
             "server": deep_merge(server_cfg, server or {}),
         }
         for name, data in self.configs.items():
-            (root / f"{name}.toml").write_text(to_toml(data))
+            (root / f"{name}.toml").write_text(tomli_w.dumps(data))
         self.store = Service("chan_store", "chan_store", root / "store.toml", root)
         self.signer = Service("signing_service", "signing_service", root / "signing.toml", root)
         self.server = Service("paychan_server", "paychan_server", root / "server.toml", root)

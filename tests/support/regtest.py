@@ -6,11 +6,11 @@ Modelled loosely on Bitcoin Core's functional test framework
 * :func:`find_bitcoind` locates the binary (``$BITCOIND`` or the project's own
   install made by ``scripts/install_bitcoind.sh``, which is run on demand);
 * :class:`RegtestNode` writes a ``bitcoin.conf`` with free ports and random RPC
-  credentials, starts the daemon, waits for RPC readiness and offers a small
+  credentials, starts the daemon, waits for RPC readiness and offers the shared
   synchronous JSON-RPC client (:meth:`RegtestNode.rpc`) plus helpers;
-* the pytest fixtures :func:`regtest_node` (module scope) and
-  :func:`regtest_node_fresh` (function scope) yield a started node with a
-  wallet ``"w"`` and 101 mined blocks (so 50 BTC are spendable).
+* :func:`funded_node` starts one with a wallet ``"w"`` and 101 mined blocks
+  (so 50 BTC are spendable); the plugin's fixtures ``regtest_node`` (module
+  scope) and ``regtest_node_fresh`` (function scope) yield such a node.
 
 Amounts in RPC results are :class:`decimal.Decimal`; ``Decimal`` parameters
 are sent as strings, which bitcoind accepts for amounts.
@@ -18,22 +18,20 @@ are sent as strings, which bitcoind accepts for amounts.
 
 from __future__ import annotations
 
-import itertools
-import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
-from decimal import Decimal
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self, TypeVar
 
-import httpx
-import pytest
+from paychan_common.errors import ServiceUnavailable
+from paychan_runtime.bitcoin_rpc import RpcError, SyncBitcoinRpc
+from tests.support.ports import reserve_port
 
 __all__ = [
     "DEFAULT_BITCOIND",
@@ -43,8 +41,7 @@ __all__ = [
     "RegtestNode",
     "RpcError",
     "find_bitcoind",
-    "regtest_node",
-    "regtest_node_fresh",
+    "funded_node",
     "wait_for",
 ]
 
@@ -52,20 +49,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = PROJECT_ROOT / "scripts" / "install_bitcoind.sh"
 DEFAULT_BITCOIND = PROJECT_ROOT / ".cache" / "bitcoind" / "bin" / "bitcoind"
 
-#: RPC error code while bitcoind is still loading (RPC_IN_WARMUP).
-RPC_IN_WARMUP = -28
-
 T = TypeVar("T")
-
-
-class RpcError(Exception):
-    """A JSON-RPC error returned by bitcoind."""
-
-    def __init__(self, code: int, message: str, method: str = "") -> None:
-        super().__init__(f"{method}: {message} (code {code})" if method else f"{message} (code {code})")
-        self.code = code
-        self.message = message
-        self.method = method
 
 
 class BitcoindError(RuntimeError):
@@ -136,25 +120,8 @@ def find_bitcoind() -> Path:
 
 
 def _reserve_ports(count: int) -> list[int]:
-    """Pick ``count`` distinct free TCP ports on 127.0.0.1 (bind to port 0)."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _json_default(obj: object) -> object:
-    if isinstance(obj, Decimal):
-        return str(obj)
-    if isinstance(obj, bytes):
-        return obj.hex()
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+    """``count`` distinct reserved TCP ports on 127.0.0.1 (see tests.support.ports)."""
+    return [reserve_port() for _ in range(count)]
 
 
 def _tail(path: Path, max_chars: int = 4000) -> str:
@@ -183,36 +150,19 @@ class RegtestNode:
         self.rpc_timeout = rpc_timeout
         self.wallet: str | None = None
         self.process: subprocess.Popen[bytes] | None = None
-        self._rpc_user = "rpc_" + secrets.token_hex(8)
-        self._rpc_password = secrets.token_urlsafe(24)
-        self._rpc_port = 0
-        self._p2p_port = 0
-        self._client: httpx.Client | None = None
-        self._ids = itertools.count(1)
+        self.rpc_user = "rpc_" + secrets.token_hex(8)
+        self.rpc_password = secrets.token_urlsafe(24)
+        self.rpc_port = 0  # reserved at each start
+        self.p2p_port = 0
+        self._client: SyncBitcoinRpc | None = None
         self._logs: list[IO[bytes]] = []
         self._mining_address: str | None = None
 
     # ------------------------------------------------------------ properties
     @property
-    def rpc_user(self) -> str:
-        return self._rpc_user
-
-    @property
-    def rpc_password(self) -> str:
-        return self._rpc_password
-
-    @property
-    def rpc_port(self) -> int:
-        return self._rpc_port
-
-    @property
-    def p2p_port(self) -> int:
-        return self._p2p_port
-
-    @property
     def rpc_url(self) -> str:
         """``http://127.0.0.1:PORT`` (no credentials; see rpc_user/rpc_password)."""
-        return f"http://127.0.0.1:{self._rpc_port}"
+        return f"http://127.0.0.1:{self.rpc_port}"
 
     @property
     def conf_file(self) -> Path:
@@ -231,8 +181,8 @@ class RegtestNode:
         lines = [
             "regtest=1",
             "server=1",
-            f"rpcuser={self._rpc_user}",
-            f"rpcpassword={self._rpc_password}",
+            f"rpcuser={self.rpc_user}",
+            f"rpcpassword={self.rpc_password}",
             "listen=0",
             "dnsseed=0",
             "fixedseeds=0",
@@ -244,8 +194,8 @@ class RegtestNode:
             *self.extra_conf,
             # network-specific options are only honoured inside the section
             "[regtest]",
-            f"rpcport={self._rpc_port}",
-            f"port={self._p2p_port}",
+            f"rpcport={self.rpc_port}",
+            f"port={self.p2p_port}",
             "rpcbind=127.0.0.1",
             "rpcallowip=127.0.0.1",
             "",
@@ -257,16 +207,13 @@ class RegtestNode:
         if self.running:
             raise BitcoindError("node is already running")
         self.datadir.mkdir(parents=True, exist_ok=True)
-        self._rpc_port, self._p2p_port = _reserve_ports(2)
+        self.rpc_port, self.p2p_port = _reserve_ports(2)
         self.write_config()
         stdout = (self.datadir / "bitcoind.stdout").open("ab")
         stderr = (self.datadir / "bitcoind.stderr").open("ab")
         self._logs = [stdout, stderr]
-        self._client = httpx.Client(
-            auth=(self._rpc_user, self._rpc_password),
-            timeout=self.rpc_timeout,
-            headers={"Content-Type": "application/json"},
-        )
+        self._client = SyncBitcoinRpc(self.rpc_url, user=self.rpc_user, password=self.rpc_password,
+                                      timeout=self.rpc_timeout)
         self.process = subprocess.Popen(
             [str(self.bitcoind), f"-datadir={self.datadir}", *self.extra_args],
             stdin=subprocess.DEVNULL,
@@ -289,12 +236,10 @@ class RegtestNode:
             )
         try:
             self.rpc("getblockchaininfo")
-        except (httpx.TransportError, httpx.HTTPStatusError):
-            return False  # not listening yet / RPC server not up
-        except RpcError as exc:
-            if exc.code == RPC_IN_WARMUP:
-                return False
-            raise
+        except ServiceUnavailable as exc:
+            if exc.code == "node_auth":
+                raise
+            return False  # not listening yet, RPC server not up, or still warming up
         return True
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -303,7 +248,7 @@ class RegtestNode:
         if proc is not None and proc.poll() is None:
             try:
                 self.rpc("stop")
-            except (httpx.HTTPError, RpcError):
+            except (ServiceUnavailable, RpcError):
                 proc.terminate()
             try:
                 proc.wait(timeout=timeout)
@@ -345,30 +290,11 @@ class RegtestNode:
         """Call a JSON-RPC method and return its ``result``.
 
         ``wallet`` routes the call to ``/wallet/<name>`` (needed when several
-        wallets are loaded). Raises :class:`RpcError` on an RPC error.
+        wallets are loaded). Raises :class:`RpcError` (the shared one) on an RPC error.
         """
         if self._client is None:
             raise BitcoindError("node is not started")
-        url = self.rpc_url + (f"/wallet/{wallet}" if wallet is not None else "/")
-        request_id = next(self._ids)
-        body = json.dumps(
-            {"jsonrpc": "1.0", "id": request_id, "method": method, "params": list(params)},
-            default=_json_default,
-        )
-        response = self._client.post(url, content=body)
-        try:
-            payload = response.json(parse_float=Decimal)
-        except ValueError:
-            # not a JSON-RPC answer (e.g. 401 Unauthorized, 503 work queue depth exceeded)
-            response.raise_for_status()
-            raise RpcError(-32700, f"invalid JSON response: {response.text[:200]!r}", method) from None
-        if not isinstance(payload, dict):
-            raise RpcError(-32700, f"unexpected response: {payload!r}", method)
-        error = payload.get("error")
-        if error is not None:
-            raise RpcError(int(error.get("code", 0)), str(error.get("message", "")), method)
-        response.raise_for_status()
-        return payload.get("result")
+        return self._client.call(method, *params, wallet=wallet)
 
     # ----------------------------------------------------------- helpers
     def create_wallet(self, name: str = "w") -> str:
@@ -399,25 +325,13 @@ class RegtestNode:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<RegtestNode {self.datadir} rpcport={self._rpc_port} {state}>"
+        return f"<RegtestNode {self.datadir} rpcport={self.rpc_port} {state}>"
 
 
-# ------------------------------------------------------------------ fixtures
-def _funded_node(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[RegtestNode]:
-    datadir = tmp_path_factory.mktemp(name)
+@contextmanager
+def funded_node(datadir: Path) -> Iterator[RegtestNode]:
+    """A started node in datadir with wallet "w" and 101 blocks mined; stopped on exit."""
     with RegtestNode(datadir, find_bitcoind()) as node:
         node.create_wallet("w")
         node.mine(101)
         yield node
-
-
-@pytest.fixture(scope="module")
-def regtest_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestNode]:
-    """A started regtest node shared by a test module: wallet "w", 101 blocks mined."""
-    yield from _funded_node(tmp_path_factory, "regtest")
-
-
-@pytest.fixture
-def regtest_node_fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestNode]:
-    """Like :func:`regtest_node` but a new node for each test."""
-    yield from _funded_node(tmp_path_factory, "regtest_fresh")

@@ -1,48 +1,175 @@
-"""JSON encoding of ChanStore's HTTP API, shared by the app (strict parsing) and the client.
+"""ChanStore's internal API, shared by its app (`chan_store.app`) and its clients (`chan_store.client`,
+PayChanServer): the values exchanged, the two rich errors, and their JSON encoding.
 
-Binary fields travel as hex: a state is `ChannelState.serialize()`, an outpoint `OutPoint.serialize()`
-(72 hex characters), a client key 66. Integers are JSON integers: floats, booleans, negatives refused.
+Nothing outside ChanStore imports its internals: only this module and the client. Binary fields travel as
+hex: a state is `ChannelState.serialize()` (the compact binary form the store keeps), an outpoint
+`OutPoint.serialize()` (72 hex characters), a client key 66. Integers are JSON integers: floats,
+booleans, negatives refused. Routes: see `chan_store.app`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from chan_store.model import (
-    MAX_LIST_LIMIT,
-    MAX_PAYMENTS,
-    MAX_SIGNATURE_BYTES,
-    MAX_TIME,
-    PaymentApplied,
-    PaymentItem,
-    PaymentResult,
-    check_count,
-)
+from paychan_common.amount import check_amount
 from paychan_common.channel import parse_hex
-from paychan_common.errors import InvalidInput, PaychanError, error_from_json
+from paychan_common.errors import ChannelExists, Conflict, InvalidInput, PaychanError, error_from_json
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import OutPoint
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "MAX_LIST_LIMIT",
+    "MAX_PAYMENTS",
+    "MAX_SIGNATURE_BYTES",
     "MAX_STATE_BYTES",
+    "MAX_TIME",
+    "ChannelExistsAt",
+    "ChannelPage",
+    "CommitStats",
     "ListQuery",
+    "PaymentApplied",
+    "PaymentItem",
+    "PaymentResult",
+    "StateConflict",
+    "StoreStats",
+    "check_count",
     "error_json",
     "outpoint_hex",
+    "page_json",
     "parse_cas_body",
     "parse_outpoint",
+    "parse_page",
     "parse_payment_result",
     "parse_payments_request",
     "parse_state",
+    "parse_stats",
     "parse_status",
     "payment_item_json",
     "payment_result_json",
     "require_object",
+    "state_digest",
     "state_hex",
-    "states_hex",
+    "stats_json",
 ]
+
+MAX_PAYMENTS = 10_000
+"""Most payment items in one `apply_payments` call."""
+MAX_LIST_LIMIT = 1000
+"""Most states in one `list` page."""
+MAX_SIGNATURE_BYTES = 80
+"""A DER signature is at most 72 bytes; a little slack, still bounded."""
+MAX_TIME = 2**63 - 1
+"""Times are stored as signed 64-bit integers."""
+
+
+def state_digest(state: ChannelState) -> bytes:
+    """SHA256 of the serialized state: the `expected` value of a compare-and-set."""
+    return hashlib.sha256(state.serialize()).digest()
+
+
+def check_count(value: object, what: str, maximum: int) -> int:
+    """An integer in [0, maximum], refusing bool and float; InvalidInput naming `what` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{what} must be an integer")
+    if not 0 <= value <= maximum:
+        raise InvalidInput(f"{what} must be between 0 and {maximum}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentItem:
+    """One payment for ChanStore to apply: the channel's new change value and the signature for it."""
+
+    outpoint: OutPoint
+    change_value: int
+    der: bytes
+    sighash: int
+    now: int | None = None
+    """Time of this payment; None means the `now` of the call that carries it."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.outpoint, OutPoint):
+            raise InvalidInput("outpoint must be an OutPoint")
+        check_amount(self.change_value, "change_value")
+        if type(self.der) is not bytes or not 0 < len(self.der) <= MAX_SIGNATURE_BYTES:
+            raise InvalidInput(f"signature must be 1 to {MAX_SIGNATURE_BYTES} bytes")
+        check_count(self.sighash, "sighash", 0xFF)
+        if self.now is not None:
+            check_count(self.now, "now", MAX_TIME)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentApplied:
+    """A payment ChanStore stored durably."""
+
+    value_received: int
+    change_value: int
+    status: Status
+
+
+PaymentResult = PaymentApplied | PaychanError
+"""Per-item outcome of `apply_payments`: the applied payment, or the typed error of that item."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPage:
+    """One page of `list`: the states, and the cursor of the next page (None on the last page)."""
+
+    states: tuple[ChannelState, ...]
+    next: OutPoint | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitStats:
+    """Snapshot of an adapter's commit counters, for metrics."""
+
+    commits: int
+    """Number of (synced) writes to the engine; one write may carry many batches."""
+    writes: int
+    """Number of `WriteBatch` commits acknowledged."""
+    last_batch_size: int
+    """Number of `WriteBatch` commits carried by the latest engine write."""
+    max_batch_size: int
+    """Largest number of `WriteBatch` commits carried by one engine write."""
+    total_sync_seconds: float
+    """Time spent in engine writes (including fsync), summed."""
+    last_sync_seconds: float
+    """Time spent in the latest engine write (including fsync)."""
+
+    @property
+    def mean_batch_size(self) -> float:
+        """Return the average number of commits per engine write (0.0 before any write)."""
+        return self.writes / self.commits if self.commits else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """`GET /stats`: channels by status, what memory holds, and the storage's commit counters."""
+
+    counts: dict[str, int]
+    memory: dict[str, int]
+    storage: CommitStats
+
+
+class ChannelExistsAt(ChannelExists):
+    """ChannelExists that names the existing channel (spec 6.5, 7.2 step 4: 409 + Location)."""
+
+    def __init__(self, message: str, existing_outpoint: OutPoint | None, *, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.existing_outpoint = existing_outpoint
+
+
+class StateConflict(Conflict):
+    """Conflict of a compare-and-set, carrying the channel's current state when known."""
+
+    def __init__(self, message: str, current: ChannelState | None, *, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.current = current
+
 
 MAX_BODY_BYTES = 1 << 20
 """Largest request body the app reads (1 MiB)."""
@@ -125,7 +252,7 @@ def _payment_item(obj: object, index: int) -> PaymentItem:
     now = fields.get("now")
     return PaymentItem(
         outpoint=parse_outpoint(fields.get("outpoint"), f"{what}.outpoint"),
-        change_value=check_count(fields.get("change_value"), f"{what}.change_value", 2**64 - 1),
+        change_value=check_amount(fields.get("change_value"), f"{what}.change_value"),
         der=parse_hex(fields.get("signature"), f"{what}.signature", max_len=2 * MAX_SIGNATURE_BYTES),
         sighash=check_count(fields.get("sighash"), f"{what}.sighash", 0xFF),
         now=None if now is None else check_count(now, f"{what}.now", MAX_TIME),
@@ -157,8 +284,8 @@ def parse_payment_result(obj: object) -> PaymentResult:
     fields = require_object(obj, "payment result")
     if fields.get("ok") is True:
         return PaymentApplied(
-            value_received=check_count(fields.get("value_received"), "value_received", 2**64 - 1),
-            change_value=check_count(fields.get("change_value"), "change_value", 2**64 - 1),
+            value_received=check_amount(fields.get("value_received"), "value_received"),
+            change_value=check_amount(fields.get("change_value"), "change_value"),
             status=parse_status(fields.get("status")),
         )
     err = require_object(fields.get("error"), "payment error")
@@ -221,6 +348,36 @@ class ListQuery:
         return out
 
 
-def states_hex(states: Sequence[ChannelState]) -> list[str]:
-    """Hex of each state."""
-    return [state_hex(state) for state in states]
+def page_json(page: ChannelPage) -> dict[str, Any]:
+    """The `GET /channels` answer: {"states": [hex...], "next": outpoint hex or null}."""
+    return {"states": [state_hex(state) for state in page.states],
+            "next": None if page.next is None else outpoint_hex(page.next)}
+
+
+def parse_page(body: object) -> ChannelPage:
+    """Inverse of page_json (client side)."""
+    fields = require_object(body, "list")
+    states = fields.get("states")
+    if not isinstance(states, list):
+        raise InvalidInput("states must be a list")
+    cursor = fields.get("next")
+    return ChannelPage(tuple(parse_state(text) for text in states),
+                       None if cursor is None else parse_outpoint(cursor, "next"))
+
+
+def stats_json(stats: StoreStats) -> dict[str, Any]:
+    """The `GET /stats` answer (the commit counters with their mean batch size)."""
+    storage = asdict(stats.storage) | {"mean_batch_size": stats.storage.mean_batch_size}
+    return {"counts": stats.counts, "memory": stats.memory, "storage": storage}
+
+
+def parse_stats(body: object) -> StoreStats:
+    """Inverse of stats_json (client side)."""
+    fields = require_object(body, "stats")
+    storage = require_object(fields.get("storage"), "stats.storage")
+    try:
+        counters = {name: storage[name] for name in CommitStats.__dataclass_fields__}
+        return StoreStats(counts=dict(fields["counts"]), memory=dict(fields["memory"]),
+                          storage=CommitStats(**counters))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"malformed stats: {exc!r}") from None

@@ -1,1 +1,0 @@
-from tests.functional.regtest_node import regtest_node, regtest_node_fresh  # noqa: F401
