@@ -43,8 +43,8 @@ for _path in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(_path))
 
 import httpx  # noqa: E402
-from tests.functional.channel_helper import TestChannel  # noqa: E402
-from tests.functional.services import Services  # noqa: E402
+from tests.support.channels import TestChannel  # noqa: E402
+from tests.support.services import Services  # noqa: E402
 
 from chan_store.leveldb_storage import LevelDBStorage  # noqa: E402
 from chan_store.verify import verify_storage  # noqa: E402

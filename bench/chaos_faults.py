@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from tests.functional.regtest_node import wait_for
-from tests.functional.services import Service
+from tests.support.regtest import wait_for
+from tests.support.services import Service
 
 
 def _children(pid: int) -> list[int]:

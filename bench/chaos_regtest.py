@@ -15,11 +15,11 @@ from typing import Any
 from unittest import mock
 
 import httpx
-from tests.functional import regtest_node as harness
-from tests.functional.channel_helper import TestChannel
-from tests.functional.regtest_node import BitcoindError, RegtestNode, RpcError, find_bitcoind
-from tests.functional.services import Services
-from tests.functional.test_regtest_support import regtest_services
+from tests.support import regtest as harness
+from tests.support.channels import TestChannel
+from tests.support.regtest import BitcoindError, RegtestNode, RpcError, find_bitcoind
+from tests.support.regtest_stack import regtest_services
+from tests.support.services import Services
 
 from chaos_faults import RESTART_TIMEOUT, Target
 from paychan_common.keys import PrivateKey, PublicKey

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from tests.functional.channel_helper import CLIENT_REFUND, TestChannel
+from tests.support.channels import CLIENT_REFUND, TestChannel
 
 FAMILIES = ("v1", "v2", "v2.3")
 OPEN_PRICE = 100_000

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.functional.services import PROJECT_ROOT
+from tests.support.services import PROJECT_ROOT
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional

@@ -20,11 +20,10 @@ from paychan_client import TransportError
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import Transaction
 from paychan_runtime.faults import ENV_VAR, EXIT_CRASH_POINT
-from tests.functional.channel_helper import CLIENT_REFUND, TestChannel
-from tests.functional.regtest_node import RegtestNode, wait_for
-from tests.functional.services import Services
 from tests.functional.test_regtest_settlement import fund_and_open, pay_n
-from tests.functional.test_regtest_support import (
+from tests.support.channels import CLIENT_REFUND, TestChannel
+from tests.support.regtest import RegtestNode, wait_for
+from tests.support.regtest_stack import (
     all_blocks,
     client,
     mempool_accepts,
@@ -33,6 +32,7 @@ from tests.functional.test_regtest_support import (
     stored_state,
     wait_state,
 )
+from tests.support.services import Services
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional

@@ -18,10 +18,10 @@ import pytest
 
 from chan_store.store import EXIT_FAIL_STOP
 from paychan_common.state import Status
-from tests.functional.channel_helper import CLIENT_REFUND, TestChannel
-from tests.functional.services import Services
 from tests.functional.test_crash_points import OPEN_PRICE, assert_one_channel_closed
-from tests.functional.test_regtest_support import stored_state
+from tests.support.channels import CLIENT_REFUND, TestChannel
+from tests.support.regtest_stack import stored_state
+from tests.support.services import Services
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional

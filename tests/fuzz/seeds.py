@@ -15,7 +15,7 @@ from paychan_common.network import Network
 from paychan_common.payment import Payment
 from paychan_common.rules import ChannelPolicy, open_state
 from paychan_common.state import ChannelState, Family, Status
-from tests.functional.channel_helper import CLIENT_REFUND, DEBUG_SERVER_PK, TestChannel
+from tests.support.channels import CLIENT_REFUND, DEBUG_SERVER_PK, TestChannel
 
 ROOT = Path(__file__).resolve().parents[2]
 EXP_TIME = 2_000_000_000

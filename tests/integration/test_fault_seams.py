@@ -21,7 +21,7 @@ from paychan_common.state import Status
 from paychan_runtime.config import ConfigError, load_config
 from paychan_runtime.faults import ENV_VAR, POINTS, CrashPoint, crash_point_from_env
 from signing_service.config import SigningConfig
-from tests.integration.test_chan_store import make_channel, with_status
+from tests.support.channels import make_channel, with_status
 
 
 async def _store_with_channels(storage: MemoryStorage | LevelDBStorage) -> ChannelStore:
