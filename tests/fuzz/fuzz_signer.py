@@ -16,7 +16,7 @@ with atheris.instrument_imports(include=INSTRUMENTED):
     from tests.fuzz.seeds import DEBUG_SERVER_PK, DESTINATION, signer_bodies
 
 SEEDS = signer_bodies()
-POLICY = SigningPolicy(DEBUG_SERVER_PK, Address.parse(DESTINATION, Network.TEST), 200_000)
+POLICY = SigningPolicy(DEBUG_SERVER_PK, Address.parse(DESTINATION, Network.TEST), 200_000, 700)
 
 
 def harness(data: bytes) -> None:

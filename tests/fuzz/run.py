@@ -26,6 +26,7 @@ def run_target(target: str, seconds: float, work: Path) -> dict[str, Any]:
     """Fuzz one target for `seconds`; its figures (and the crash files it wrote, if any)."""
     folder = work / target
     corpus = folder / "corpus"
+    folder.mkdir(parents=True, exist_ok=True)
     module = f"tests.fuzz.fuzz_{target}"
     cmd = [sys.executable, "-m", module, "--seed-corpus", str(corpus), f"-max_total_time={max(int(seconds), 1)}",
            "-print_final_stats=1", "-timeout=20", "-rss_limit_mb=2048", f"-artifact_prefix={folder}/", str(corpus)]
