@@ -45,7 +45,7 @@ from paychan_common.rules import apply_payment
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import OutPoint
 
-__all__ = ["DEFAULT_CACHE_SIZE", "EXIT_FAIL_STOP", "ChannelStore", "FatalHandler", "exit_process"]
+__all__ = ["DEFAULT_CACHE_SIZE", "EXIT_FAIL_STOP", "ChannelStore", "FatalHandler", "exit_process", "serialize_state"]
 
 log = logging.getLogger("paychan.chanstore")
 
@@ -108,7 +108,8 @@ def _same_index(old: bytes, new: bytes) -> bool:
             and keys.raw_client_pubkey(old) == keys.raw_client_pubkey(new))
 
 
-def _serialize(state: ChannelState) -> bytes:
+def serialize_state(state: ChannelState) -> bytes:
+    """The state's record; InvalidInput (not a crash) when a field does not fit its encoding."""
     try:
         return state.serialize()
     except (struct.error, OverflowError, AttributeError, TypeError) as exc:
@@ -261,7 +262,7 @@ class ChannelStore:
         if other is not None:
             raise ChannelExistsAt("channel exists: an open channel for this client key exists",
                                   OutPoint.parse(other), code="open_channel_exists")
-        data = _serialize(state)
+        data = serialize_state(state)
         staged = _Staged()
         staged.stage(op, None, data)
         self._replace(op, None, state, data)
@@ -293,7 +294,7 @@ class ChannelStore:
                 old, state = found
                 when = now if item.now is None else item.now
                 accepted = apply_payment(state, item.change_value, item.der, item.sighash, when)
-                new = _serialize(accepted.state)
+                new = serialize_state(accepted.state)
             except PaychanError as err:
                 results.append(err)
                 continue
@@ -321,7 +322,7 @@ class ChannelStore:
             raise StateConflict("state conflict: the channel changed since it was read", current)
         if new_state.client_pubkey != current.client_pubkey or new_state.exp_time != current.exp_time:
             raise InvalidInput("compare_and_set cannot change a channel's client key or expiry")
-        new = _serialize(new_state)
+        new = serialize_state(new_state)
         if new == old:
             await self._durable_ops((op,))
             return new_state

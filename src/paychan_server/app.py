@@ -18,6 +18,7 @@ from paychan_common.settlement import MAX_SETTLEMENT_SIZE
 from paychan_runtime.client import InternalClient
 from paychan_runtime.config import ConfigError, load_or_create_secret
 
+from .adapters.chan_store_pool import FailoverChanStore
 from .adapters.debug_chain import DebugChain
 from .adapters.signer import SignerClient
 from .api.keys import MAX_BODY, SERVICE
@@ -46,6 +47,13 @@ def make_blockchain(cfg: ServerConfig) -> Blockchain:
     from .adapters.bitcoind import BitcoindChain
 
     return BitcoindChain(cfg.bitcoin, cfg.settlement)
+
+
+def make_chan_store(cfg: ServerConfig, token: str) -> ChanStoreClient | FailoverChanStore:
+    """The ChanStore client, or a failover set over several instances of one PostgreSQL-backed store."""
+    cs = cfg.chan_store
+    clients = [ChanStoreClient(url, token, unix_path=cs.unix_path, pool_size=cs.pool_size) for url in cs.urls]
+    return clients[0] if len(clients) == 1 else FailoverChanStore(clients, cs.urls)
 
 
 async def _wait_signer(signer: SignerClient, cfg: ServerConfig, wait_s: float = 60.0) -> tuple[PublicKey, Address]:
@@ -105,8 +113,7 @@ async def _health(request: web.Request) -> web.Response:
 def _resources(cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         token = load_or_create_secret(Path(cfg.auth.token_file))
-        cs = cfg.chan_store
-        store = ChanStoreClient(cs.url, token, unix_path=cs.unix_path, pool_size=cs.pool_size)
+        store = make_chan_store(cfg, token)
         ss = cfg.signing_service
         signer = SignerClient(InternalClient(ss.url, token, unix_path=ss.unix_path, pool_size=ss.pool_size,
                                              timeout=ss.timeout_seconds, name="SigningService"))
@@ -116,6 +123,9 @@ def _resources(cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[N
             server_pk, destination = await _wait_signer(signer, cfg)
             signer_policy = await signer.policy()
             check_fee_caps(cfg, signer_policy)
+            if isinstance(store, FailoverChanStore):
+                with contextlib.suppress(ServiceUnavailable):  # instances down now are checked before first use
+                    await store.verify()
         except BaseException:
             await asyncio.gather(store.close(), signer.close(), chain.close())
             raise
