@@ -41,7 +41,9 @@ async def test_leveldb_postgres_leveldb_round_trip_is_exact(tmp_path: Path, fres
     write_leveldb(source, states)
     original = await digest_of(f"leveldb:{source}")
     assert original.channels == N
-    assert original.counts == {"open": N // 3 + 1, "closing": N // 3, "closed": N // 3}
+    assert original.counts == {label: sum(1 for s in states if s.status.label == label)
+                               for label in ("open", "closing", "closed")}
+    assert min(original.counts.values()) >= N // 3
 
     to_pg = await copy_channels(f"leveldb:{source}", f"postgres:{fresh_db}")
     assert (to_pg.channels, to_pg.counts, to_pg.digest) == (original.channels, original.counts, original.digest)
