@@ -25,9 +25,7 @@ from typing import Any
 import asyncpg
 
 from chan_store.contract import (
-    MAX_LIST_LIMIT,
     MAX_PAYMENTS,
-    MAX_TIME,
     ChannelExistsAt,
     ChannelPage,
     CommitStats,
@@ -35,7 +33,8 @@ from chan_store.contract import (
     PaymentItem,
     PaymentResult,
     StateConflict,
-    check_count,
+    check_list_args,
+    check_payments_args,
 )
 from chan_store.pg_schema import migrate
 from chan_store.storage import StorageError
@@ -182,15 +181,7 @@ class PostgresChannelStore:
                    limit: int = 100) -> ChannelPage:
         """One page, in the order the LevelDB engine's indexes give: by outpoint within a client key, by
         (exp_time, outpoint) within a status, else by outpoint; `after` is the previous page's last outpoint."""
-        check_count(limit, "limit", MAX_LIST_LIMIT)
-        if limit == 0:
-            raise InvalidInput("limit must be at least 1")
-        if expiring_before is not None:
-            check_count(expiring_before, "expiring_before", MAX_TIME)
-            if status is None and client_pubkey is None:
-                raise InvalidInput("expiring_before needs status or client_pubkey")
-        if client_pubkey is not None and len(client_pubkey) != 33:
-            raise InvalidInput("client_pubkey must be 33 bytes")
+        check_list_args(status, client_pubkey, expiring_before, limit)
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
 
@@ -259,9 +250,7 @@ class PostgresChannelStore:
     async def apply_payments(self, items: Sequence[PaymentItem], now: int) -> builtins.list[PaymentResult]:
         """Queue the payments for the next transaction; answer once it committed (group commit)."""
         self._require_pool()
-        check_count(now, "now", MAX_TIME)
-        if len(items) > MAX_PAYMENTS:
-            raise InvalidInput(f"too many payments in one call (limit {MAX_PAYMENTS})")
+        check_payments_args(items, now)
         if not items:
             return []
         pending = _Pending(items, now)

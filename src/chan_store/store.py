@@ -27,9 +27,6 @@ from collections.abc import Callable, Iterable, Sequence
 
 from chan_store import keys
 from chan_store.contract import (
-    MAX_LIST_LIMIT,
-    MAX_PAYMENTS,
-    MAX_TIME,
     ChannelExistsAt,
     ChannelPage,
     CommitStats,
@@ -37,7 +34,8 @@ from chan_store.contract import (
     PaymentItem,
     PaymentResult,
     StateConflict,
-    check_count,
+    check_list_args,
+    check_payments_args,
 )
 from chan_store.storage import Storage, StorageError, WriteBatch
 from paychan_common.errors import ChannelNotFound, InvalidInput, PaychanError, ServiceUnavailable
@@ -199,15 +197,7 @@ class ChannelStore:
         """One page of states: by client index if client_pubkey, else by status/expiry if status, else by
         outpoint; `after` is the last outpoint of the previous page (exclusive)."""
         self._check_usable()
-        check_count(limit, "limit", MAX_LIST_LIMIT)
-        if limit == 0:
-            raise InvalidInput("limit must be at least 1")
-        if expiring_before is not None:
-            check_count(expiring_before, "expiring_before", MAX_TIME)
-            if status is None and client_pubkey is None:
-                raise InvalidInput("expiring_before needs status or client_pubkey")
-        if client_pubkey is not None and len(client_pubkey) != keys.PUBKEY_LEN:
-            raise InvalidInput("client_pubkey must be 33 bytes")
+        check_list_args(status, client_pubkey, expiring_before, limit)
         prefix, start = self._list_range(status, client_pubkey, after)
         by_expiry = client_pubkey is None and status is not None
         found: list[ChannelState] = []
@@ -278,9 +268,7 @@ class ChannelStore:
     async def apply_payments(self, items: Sequence[PaymentItem], now: int) -> builtins.list[PaymentResult]:
         """Apply payments in order (rules.apply_payment); all successes are committed as ONE batch."""
         self._check_usable()
-        check_count(now, "now", MAX_TIME)
-        if len(items) > MAX_PAYMENTS:
-            raise InvalidInput(f"too many payments in one call (limit {MAX_PAYMENTS})")
+        check_payments_args(items, now)
         results: list[PaymentResult] = []
         staged = _Staged()
         seen: list[bytes] = []
