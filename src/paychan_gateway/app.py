@@ -1,0 +1,82 @@
+"""paychan-gateway application factory: the payment stack (shared with PayChanServer), the ledger, the proxy."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from chan_store.leveldb_storage import LevelDBStorage
+from paychan_server.config import ServerConfig
+from paychan_server.wiring import service_stack
+
+from .answers import error_middleware
+from .cashier import Cashier, PaymentRequired
+from .config import GatewayConfig
+from .header import has_payment, parse_payment_header, request_key
+from .ledger import Ledger
+from .pricing import Router, quote
+from .proxy import forward
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("paychan.gateway")
+
+CASHIER: web.AppKey[Cashier] = web.AppKey("cashier", Cashier)
+HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
+ROUTER: web.AppKey[Router] = web.AppKey("router", Router)
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """Price the request, take its payment (or answer 402), then proxy it to the route's upstream."""
+    route = request.app[ROUTER].match(request.method, request.path)
+    http, cashier = request.app[HTTP], request.app[CASHIER]
+    auth = request.headers.get("Authorization")
+    header = parse_payment_header(auth) if auth is not None and has_payment(auth) else None
+    q = await quote(route, request, http, header.channel if header is not None else None)
+    if q.price == 0 and q.per_kib is None:
+        return await forward(request, route, http, cashier, None)  # free right now (dynamic price 0)
+    if header is None:
+        raise PaymentRequired(f"this request costs {q.price} sat", q)
+    key = request_key(request.method, request.rel_url.raw_path_qs, request.headers.get("Idempotency-Key"))
+    adm = await cashier.admit(header, key, q)
+    try:
+        return await forward(request, route, http, cashier, adm)
+    finally:
+        if not adm.settled:  # the upstream was unreachable, or the request failed before an answer
+            await cashier.settle(adm, upstream_ok=False, delivered=False)
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+def create_app(cfg: GatewayConfig, server_cfg: ServerConfig) -> web.Application:
+    """Build the gateway app; resources are opened and closed by cleanup_ctx."""
+    app = web.Application(middlewares=[error_middleware(cfg.public_server_url)], client_max_size=1 << 40)
+    app[ROUTER] = Router(cfg.routes)
+    app.router.add_get("/.well-known/paychan/health", _health)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    app.cleanup_ctx.append(_resources(cfg, server_cfg))
+    return app
+
+
+def _resources(cfg: GatewayConfig, server_cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        storage = LevelDBStorage(Path(cfg.ledger.path), sync=cfg.ledger.sync)
+        ledger = Ledger(storage)
+        try:
+            async with service_stack(server_cfg) as stack, aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=0), auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+                    skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type")) as http:
+                app[CASHIER] = Cashier(stack.service, ledger)
+                app[HTTP] = http
+                log.info("paychan-gateway ready: %d routes, server key %s", len(cfg.routes), stack.server_pubkey.hex)
+                yield
+        finally:
+            await ledger.close()
+
+    return ctx
