@@ -36,6 +36,10 @@ async def item(request: web.Request) -> web.Response:
     return web.json_response({"item": request.match_info["id"], "seen_headers": _seen(request)})
 
 
+async def quoted(request: web.Request) -> web.Response:
+    return web.json_response({"quote": int(request.match_info["n"]), "seen_headers": _seen(request)})
+
+
 async def echo(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     await resp.prepare(request)
@@ -79,7 +83,7 @@ def create_app(big: Path) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/api/items/{id}", item)
-    app.router.add_get("/api/quote/{n}", item)
+    app.router.add_get("/api/quote/{n}", quoted)
     app.router.add_post("/api/echo", echo)
     app.router.add_get("/api/fail", fail)
     app.router.add_get("/api/slow", slow)

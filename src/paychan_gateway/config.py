@@ -17,6 +17,10 @@ Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 Sat = Annotated[int, Field(ge=0, le=2_100_000_000_000_000)]
 
 
+def _read_only() -> list[Method]:
+    return ["GET", "HEAD"]
+
+
 class PriceConfig(StrictSection):
     """Exactly one way to price a route: per request, per KiB of response (metered), or a callback."""
 
@@ -49,7 +53,7 @@ class RouteConfig(StrictSection):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
     prefix: str | None = None
     pattern: str | None = None
-    methods: tuple[Method, ...] = ("GET", "HEAD")
+    methods: list[Method] = Field(default_factory=_read_only, min_length=1)
     upstream: str
     strip_prefix: bool = False
     timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0  # upstream answer (headers) deadline
@@ -94,7 +98,7 @@ class GatewayConfig(StrictSection):
     public_server_url: str  # where clients open channels: the funding-info URL named in 402 answers
     listen: ListenConfig = ListenConfig()
     ledger: LedgerConfig
-    routes: tuple[RouteConfig, ...] = Field(min_length=1)
+    routes: list[RouteConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> GatewayConfig:

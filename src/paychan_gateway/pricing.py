@@ -34,7 +34,7 @@ class MethodNotAllowed(PaychanError):
 class Router:
     """Routes in config order; the first whose prefix or pattern matches the path wins."""
 
-    def __init__(self, routes: tuple[RouteConfig, ...]) -> None:
+    def __init__(self, routes: list[RouteConfig]) -> None:
         self.routes = routes
         self._patterns = {r.name: re.compile(r.pattern) for r in routes if r.pattern is not None}
 
