@@ -146,8 +146,8 @@ class Cashier:
             self._credit[key] = credit
             receipt = Receipt(adm.request_key, "served" if served else "unserved", adm.quote.price, adm.value,
                               charged)
-            try:
-                await self.ledger.record(op, adm.change_value, receipt, credit)
+            try:  # synced with the channel's next durable write, or within milliseconds (ledger.Ledger)
+                await self.ledger.record(op, adm.change_value, receipt, credit, durable=False)
             finally:
                 self._in_flight.discard((key, adm.change_value))
         if not served:

@@ -11,6 +11,7 @@ Credit is value paid through the gateway and not yet spent on a served request (
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,33 +61,70 @@ def _credit_key(outpoint: OutPoint) -> bytes:
 
 
 class Ledger:
-    """Receipts and credits over a durable storage; every write returns once synced."""
+    """Receipts and credits over a durable storage.
 
-    def __init__(self, storage: Storage) -> None:
+    `record(..., durable=True)` returns once synced. `durable=False` (a request's final state) is visible to
+    reads at once and reaches the disk with the next durable write or within `flush_delay` seconds, so a
+    sequential client costs one synced ledger write per request. Lost on a crash, such a record leaves the
+    receipt pending: the same request retried with the same payment is served once more (the operator's
+    risk, never the client's)."""
+
+    def __init__(self, storage: Storage, *, flush_delay: float = 0.005) -> None:
         self.storage = storage
+        self.flush_delay = flush_delay
+        self._overlay: dict[bytes, bytes] = {}  # written, not yet durable
+        self._flusher: asyncio.Task[None] | None = None
+
+    def _get(self, key: bytes) -> bytes | None:
+        value = self._overlay.get(key)
+        return value if value is not None else self.storage.get(key)
 
     def receipt(self, outpoint: OutPoint, change_value: int) -> Receipt | None:
         """The receipt of this payment, if it was ever presented."""
-        data = self.storage.get(_receipt_key(outpoint, change_value))
+        data = self._get(_receipt_key(outpoint, change_value))
         return None if data is None else Receipt.from_bytes(data)
 
     def credit(self, outpoint: OutPoint) -> int:
         """The channel's stored credit."""
-        data = self.storage.get(_credit_key(outpoint))
+        data = self._get(_credit_key(outpoint))
         return 0 if data is None else int(data)
 
-    async def record(self, outpoint: OutPoint, change_value: int, receipt: Receipt,
-                     credit: int | None = None) -> None:
-        """Store a receipt (and the channel's new credit) in one synced batch."""
+    async def record(self, outpoint: OutPoint, change_value: int, receipt: Receipt, credit: int | None = None,
+                     *, durable: bool = True) -> None:
+        """Store a receipt (and the channel's new credit) in one batch; synced before returning if durable."""
         puts = [(_receipt_key(outpoint, change_value), receipt.to_bytes())]
         if credit is not None:
             puts.append((_credit_key(outpoint), str(credit).encode()))
-        await self.storage.commit(WriteBatch(puts=tuple(puts)))
+        self._overlay.update(puts)
+        if durable:
+            await self._commit()
+        elif self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self.flush_delay)
+        self._flusher = None
+        await self._commit()
+
+    async def _commit(self) -> None:
+        batch = dict(self._overlay)
+        if not batch:
+            return
+        await self.storage.commit(WriteBatch(puts=tuple(batch.items())))
+        for key, value in batch.items():
+            if self._overlay.get(key) is value:
+                del self._overlay[key]
 
     async def forget(self, outpoint: OutPoint, change_value: int) -> None:
         """Drop a pending receipt whose payment ChanStore refused (it never counted)."""
-        await self.storage.commit(WriteBatch(deletes=(_receipt_key(outpoint, change_value),)))
+        key = _receipt_key(outpoint, change_value)
+        self._overlay.pop(key, None)
+        await self.storage.commit(WriteBatch(deletes=(key,)))
 
     async def close(self) -> None:
-        """Release the storage."""
+        """Write what is not yet durable, then release the storage."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        await self._commit()
         await self.storage.close()
