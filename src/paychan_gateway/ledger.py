@@ -106,6 +106,10 @@ class Ledger:
         self._flusher = None
         await self._commit()
 
+    async def flush(self) -> None:
+        """Make every record so far durable."""
+        await self._commit()
+
     async def _commit(self) -> None:
         batch = dict(self._overlay)
         if not batch:
