@@ -246,7 +246,7 @@ class PayingAuth(httpx.Auth):
 
 
 
-def get_ranges(http: httpx.Client, url: str, write: Callable[[bytes], None], *, offset: int = 0,
+def get_ranges(http: httpx.Client, url: str, write: Callable[[bytes], object], *, offset: int = 0,
                headers: dict[str, str] | None = None) -> tuple[int, httpx.Response]:
     """GET a resource piece by piece with `Range: bytes=N-` (a metered gateway answers 206 with what was paid
     for); returns the bytes written and the last response: 200/206 when complete, else the refusal (e.g. 402)."""
