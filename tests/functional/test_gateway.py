@@ -4,7 +4,11 @@ upstream failures, exactly-once retries, and the httpx paying flow over one chan
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -16,6 +20,7 @@ from paychan_client.paying import Budget, ChannelWallet, PayingAuth, debug_funde
 from paychan_client.state import ClientChannel
 from paychan_common.network import Network
 from tests.functional.gateway_stack import INCREMENT_KIB, PER_KIB, PER_REQUEST, GatewayStack
+from tests.functional.services import PROJECT_ROOT
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -226,3 +231,26 @@ def test_request_body_streams_to_the_upstream(stack: GatewayStack) -> None:
     httpx.post(stack.url + "/api/echo", content=b"", auth=auth)  # learn the price: later requests prepay
     r = httpx.post(stack.url + "/api/echo", content=chunks(), auth=auth, timeout=10)
     assert r.status_code == 200 and r.content == payload
+
+
+def test_example_client_and_cli_get(stack: GatewayStack, tmp_path_factory: pytest.TempPathFactory) -> None:
+    log.info("examples/client.py: opens a channel on the first 402, buys 3 items and the 1 MiB file")
+    out = subprocess.run([sys.executable, str(PROJECT_ROOT / "examples" / "client.py"), "--gateway", stack.url,
+                          "--budget", "200000"], capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["items"] == ["0", "1", "2"] and summary["file_bytes"] == BIG_SIZE
+    assert summary["file_sha256"] == hashlib.sha256(big_file_bytes()).hexdigest()
+    assert summary["paid"] == 100_000 + 3 * PER_REQUEST + 1024 * PER_KIB  # open price + items + 1 MiB
+    log.info("paychan-client get: the same through the CLI, with a state file")
+    tmp = tmp_path_factory.mktemp("cli")
+    state, body = tmp / "gw.json", tmp / "big.bin"
+    cli = [sys.executable, "-m", "paychan_client", "get", "--state", str(state), "--network", "test"]
+    r = subprocess.run([*cli, stack.url + "/api/items/9", "--open-debug"], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["item"] == "9" and json.loads(r.stdout)["seen_headers"]
+    r = subprocess.run([*cli, stack.url + "/files/big.bin", "-o", str(body)], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["bytes"] == BIG_SIZE and body.read_bytes() == big_file_bytes()
+    r = subprocess.run([*cli, stack.url + "/api/items/9", "--budget", "10"], capture_output=True, timeout=60)
+    assert r.returncode == 2 and b"402" in r.stderr
