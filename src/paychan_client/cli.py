@@ -24,7 +24,7 @@ from .api import PaychanClient
 from .draft import ChannelDraft, load_any
 from .errors import ChannelStateError, ClientError, InvalidArgument, StateFileError
 from .models import Family, parse_family
-from .paying import Budget, ChannelWallet, PayingAuth, debug_funder, get_ranges
+from .paying import Budget, ChannelWallet, PayingAuth, debug_funder, get_ranges, origin
 from .payments import client_address, parse_address
 from .refund import RefundValidity, SettlementConfirmed, build_refund_tx
 from .rpc import NodeClient
@@ -231,7 +231,7 @@ def cmd_open(ctx: _Context) -> None:
 def cmd_pay(ctx: _Context) -> None:
     """Pay an amount over the open channel."""
     channel = ctx.channel()
-    with ctx.client(channel.network, _origin(channel.channel_url)) as client:
+    with ctx.client(channel.network, origin(channel.channel_url)) as client:
         update = client.pay(channel, ctx.args.amount, application_data=ctx.args.application_data)
     _save(ctx, update.channel)
     ctx.emit({"event": "pay", "change_value": update.channel.change_value,
@@ -241,7 +241,7 @@ def cmd_pay(ctx: _Context) -> None:
 def cmd_close(ctx: _Context) -> None:
     """Ask the server to settle the channel."""
     channel = ctx.channel()
-    with ctx.client(channel.network, _origin(channel.channel_url)) as client:
+    with ctx.client(channel.network, origin(channel.channel_url)) as client:
         update = client.close(channel, ctx.args.refund_address, fee=ctx.args.fee)
     _save(ctx, update.channel)
     ctx.emit({"event": "close", **update.result.to_json()})
@@ -354,11 +354,6 @@ def _gateway_wallet(ctx: _Context) -> ChannelWallet:
     if network is Network.LIVE:
         raise InvalidArgument("debug funding exists only on test and regtest (spec 9)")
     return ChannelWallet(network, funder=debug_funder, on_update=lambda ch: _save(ctx, ch))
-
-
-def _origin(url: str) -> str:
-    u = httpx.URL(url)
-    return f"{u.scheme}://{u.netloc.decode()}"
 
 
 def _fail(message: str) -> int:

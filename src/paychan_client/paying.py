@@ -91,15 +91,15 @@ class ChannelWallet:
         for ch in channels or []:
             if ch.family != "v2.3":
                 raise InvalidArgument("paying through a gateway needs a v2.3 channel (compact payments)")
-            self._channels[_origin(ch.channel_url)] = ch
+            self._channels[origin(ch.channel_url)] = ch
 
     def channel(self, server_url: str) -> ClientChannel | None:
         """The open channel with this server, if any."""
-        ch = self._channels.get(_origin(server_url))
+        ch = self._channels.get(origin(server_url))
         return ch if ch is not None and ch.status == "open" else None
 
     def _store(self, ch: ClientChannel) -> None:
-        self._channels[_origin(ch.channel_url)] = ch
+        self._channels[origin(ch.channel_url)] = ch
         if self.on_update is not None:
             self.on_update(ch)
 
@@ -122,7 +122,7 @@ class ChannelWallet:
     def pay(self, channel: ClientChannel, amount: int) -> ClientChannel:
         """Sign a payment of `amount` more; the channel is updated at once (the gateway may have it)."""
         with self._lock:
-            current = self._channels.get(_origin(channel.channel_url), channel)
+            current = self._channels.get(origin(channel.channel_url), channel)
             if amount > current.change_value - current.dust_limit:
                 raise InvalidArgument(f"channel has {current.change_value} sat left, cannot pay {amount}")
             p = sign(current.client_key, current.funding_outpoint, current.redeem_script, current.change_value - amount,
@@ -132,7 +132,8 @@ class ChannelWallet:
             return updated
 
 
-def _origin(url: str) -> str:
+def origin(url: str) -> str:
+    """scheme://host[:port] of a URL."""
     u = httpx.URL(url)
     return f"{u.scheme}://{u.netloc.decode()}"
 
@@ -173,7 +174,7 @@ class PayingAuth(httpx.Auth):
     @staticmethod
     def _hint_key(request: httpx.Request) -> tuple[str, str, str]:
         path = request.url.path
-        return (_origin(str(request.url)), request.method, path[:path.rfind("/") + 1])
+        return (origin(str(request.url)), request.method, path[:path.rfind("/") + 1])
 
     def _attach(self, request: httpx.Request, challenge: _Challenge, paid: int) -> Flow[int | None]:
         """Sign a payment of what the challenge asks onto the request; None if the budget or the wallet say no."""

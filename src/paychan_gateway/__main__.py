@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 
 from paychan_common.errors import PaychanError
-from paychan_runtime.serve import install_uvloop, serve_app, setup_logging
+from paychan_runtime.serve import env_port, install_uvloop, serve_app, setup_logging
 
 from .app import create_app
 from .config import load_gateway_config
@@ -22,11 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         cfg, server_cfg = load_gateway_config(args.config)
-        port = os.environ.get("PORT")
-        if port:
-            if not port.isdigit() or not 0 < int(port) < 65536:
-                raise PaychanError(f"PORT environment variable is not a port number: {port!r}")
-            cfg = cfg.model_copy(update={"listen": cfg.listen.model_copy(update={"port": int(port)})})
+        port = env_port(cfg.listen.port)
+        cfg = cfg.model_copy(update={"listen": cfg.listen.model_copy(update={"port": port})})
     except PaychanError as exc:
         print(f"paychan-gateway: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from None
