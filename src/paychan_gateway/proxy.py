@@ -114,6 +114,8 @@ async def forward(request: web.Request, route: RouteConfig, http: aiohttp.Client
         if adm is not None:
             if metered:
                 resp.headers["Paychan-Prepaid-Bytes"] = str(allowance)
+                if up.content_length is not None and up.content_length > allowance and length is None:
+                    resp.headers["Paychan-Content-Length"] = str(up.content_length)  # cut short: the whole size
             else:
                 resp.headers["Paychan-Charged"] = str(adm.reserved if up.status < 500 else 0)
         sent, delivered = await _relay(request, resp, up, allowance if metered else None)

@@ -217,6 +217,11 @@ def test_metered_budget_runs_out_cleanly(stack: GatewayStack) -> None:
         r = http.get(stack.url + "/stream")
     assert r.status_code == 200 and len(r.content) == INCREMENT_KIB * 1024
     assert r.headers["Paychan-Prepaid-Bytes"] == str(INCREMENT_KIB * 1024)
+    log.info("a metered 200 of known length, asked without Range: cut at the paid byte, the whole size named")
+    with httpx.Client(auth=PayingAuth(wallet), timeout=10) as http:
+        r = http.get(stack.url + "/files/big.bin")
+    assert r.status_code == 200 and r.content == big_file_bytes()[:INCREMENT_KIB * 1024]
+    assert r.headers["Paychan-Content-Length"] == str(BIG_SIZE)
 
 
 def test_request_body_streams_to_the_upstream(stack: GatewayStack) -> None:
