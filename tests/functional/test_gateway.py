@@ -7,8 +7,10 @@ import asyncio
 import hashlib
 import json
 import logging
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -16,10 +18,12 @@ import httpx
 import pytest
 from examples.upstream import BIG_SIZE, big_file_bytes
 
+from paychan_client.api import AsyncPaychanClient
 from paychan_client.paying import Budget, ChannelWallet, PayingAuth, debug_funder, get_ranges, payment_header
 from paychan_client.state import ClientChannel
+from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
-from tests.functional.gateway_stack import INCREMENT_KIB, PER_KIB, PER_REQUEST, GatewayStack
+from tests.functional.gateway_stack import INCREMENT_KIB, PER_KIB, PER_REQUEST, GatewayStack, wait_for
 from tests.functional.services import PROJECT_ROOT
 
 log = logging.getLogger("paychan.tests")
@@ -259,3 +263,63 @@ def test_example_client_and_cli_get(stack: GatewayStack, tmp_path_factory: pytes
     assert json.loads(r.stdout)["bytes"] == BIG_SIZE and body.read_bytes() == big_file_bytes()
     r = subprocess.run([*cli, stack.url + "/api/items/9", "--budget", "10"], capture_output=True, timeout=60)
     assert r.returncode == 2 and b"402" in r.stderr
+
+
+def test_async_paychan_client_opens_pays_and_closes(stack: GatewayStack) -> None:
+    log.info("AsyncPaychanClient: the same protocol as PaychanClient over httpx.AsyncClient")
+
+    async def run() -> tuple[int, str | None]:
+        async with AsyncPaychanClient(stack.services.url, Network.TEST) as client:
+            key = PrivateKey(hashlib.sha256(b"async-client").digest())
+            exp = int(time.time()) + 7 * 24 * 3600
+            info = await client.funding_info(key.public_key, exp, "v2.3")
+            op, value = debug_funder(info)
+            opened = await client.open_channel(key, exp, op, value, "v2.3", info=info)
+            paid = await client.pay(opened.channel, 5000)
+            closed = await client.close(paid.channel, fee=info.open_price // 10)
+            return paid.result.value_received, closed.settlement_txid
+
+    received, txid = asyncio.run(run())
+    assert received == 5000 and txid is not None and len(txid) == 64
+
+
+def test_gateway_errors_have_the_servers_shape(stack: GatewayStack) -> None:
+    for method, path, status, code in (("GET", "/nowhere", 404, "no_route"),
+                                       ("DELETE", "/api/items/1", 405, "method_not_allowed")):
+        r = httpx.request(method, stack.url + path)
+        assert r.status_code == status and r.json() == {"type": "application_error", "code": code,
+                                                        "message": r.json()["message"]}
+
+
+def test_gateway_killed_mid_request_serves_the_retry_once(stack: GatewayStack) -> None:
+    wallet, channel = _open(stack)
+    current = wallet.pay(wallet.channel(stack.services.url) or channel, PER_REQUEST)
+    headers = {"Authorization": payment_header(current), "Idempotency-Key": "crash-1"}
+    before = _received(stack, channel)
+    log.info("the payment is stored, the upstream is still answering: SIGKILL the gateway")
+    outcome: list[object] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append(httpx.get(stack.url + "/api/slow?s=0.8", headers=headers, timeout=10))
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=attempt)
+    worker.start()
+    wait_for(lambda: _received(stack, channel) - before == PER_REQUEST, timeout=10, interval=0.02,
+             description="the payment stored in ChanStore")
+    stack.gateway.kill(signal.SIGKILL)  # the upstream is still answering (0.8 s)
+    worker.join(timeout=10)
+    assert len(outcome) == 1 and isinstance(outcome[0], httpx.HTTPError), outcome
+    assert _received(stack, channel) - before == PER_REQUEST  # ChanStore had it before the upstream saw it
+    log.info("restarted, the gateway serves the same request with the same payment once, charging nothing more")
+    stack.gateway.start()
+    stack.services._ready(stack.gateway, stack.url + "/.well-known/paychan/health")
+    r = httpx.get(stack.url + "/api/slow?s=0.1", headers=headers)
+    assert r.status_code == 402  # another request (other target) cannot take the payment
+    r = httpx.get(stack.url + "/api/slow?s=0.8", headers=headers, timeout=5)
+    assert r.status_code == 200, r.text
+    assert _received(stack, channel) - before == PER_REQUEST
+    again = httpx.get(stack.url + "/api/slow?s=0.8", headers=headers, timeout=5)
+    assert again.status_code == 402 and again.json()["code"] == "payment_already_used"
