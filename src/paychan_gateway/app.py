@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from chan_store.leveldb_storage import LevelDBStorage
+from paychan_runtime.logs import access_log_middleware
 from paychan_server.config import ServerConfig
 from paychan_server.wiring import service_stack
 
@@ -56,7 +57,8 @@ async def _health(request: web.Request) -> web.Response:
 
 def create_app(cfg: GatewayConfig, server_cfg: ServerConfig) -> web.Application:
     """Build the gateway app; resources are opened and closed by cleanup_ctx."""
-    app = web.Application(middlewares=[error_middleware(cfg.public_server_url)], client_max_size=1 << 40)
+    access = access_log_middleware(lambda request: True)  # every request is the hot path: logged at DEBUG
+    app = web.Application(middlewares=[access, error_middleware(cfg.public_server_url)], client_max_size=1 << 40)
     app[ROUTER] = Router(cfg.routes)
     app.router.add_get("/.well-known/paychan/health", _health)
     app.router.add_route("*", "/{tail:.*}", handle)
