@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 
@@ -170,6 +170,7 @@ class PayingAuth(httpx.Auth):
         self.retries = retries
         self.prepay = prepay
         self._hints: dict[tuple[str, str, str], _Challenge] = {}  # (origin, method, folder) -> last 402
+        self._credit: dict[str, int] = {}  # channel -> credit the gateway last reported (Paychan-Credit)
 
     @staticmethod
     def _hint_key(request: httpx.Request) -> tuple[str, str, str]:
@@ -184,7 +185,9 @@ class PayingAuth(httpx.Auth):
             if channel is None:
                 return None
         name = f"{channel.funding_outpoint.display_txid}:{channel.funding_outpoint.vout}"
-        amount = challenge.amount_due
+        # A 402 for a request on our channel knows its credit; before that, use what the gateway last said.
+        known = self._credit.get(name, 0) if challenge.code == "payment_required" else 0
+        amount = max(challenge.amount_due - known, 1)
         room = channel.change_value - channel.dust_limit
         if not self.budget.allows(amount, name, request_spent=paid) or amount > room:
             return None
@@ -198,8 +201,9 @@ class PayingAuth(httpx.Auth):
         request.headers.setdefault("Idempotency-Key", uuid.uuid4().hex)
         hint = self._hints.get(self._hint_key(request)) if self.prepay else None
         paid = 0
-        if hint is not None:
-            paid += (yield from self._attach(request, hint, paid)) or 0
+        if hint is not None:  # prepay the price last asked on this path's folder, less known credit
+            prepay = replace(hint, code="payment_required", amount_due=hint.price)
+            paid += (yield from self._attach(request, prepay, paid)) or 0
         response = yield request
         retries = self.retries
         while True:
@@ -216,8 +220,15 @@ class PayingAuth(httpx.Auth):
             elif response.status_code in RETRY_STATUSES and "Authorization" in request.headers and retries > 0:
                 retries -= 1  # not charged: the same payment serves the same request once it is answered
             else:
+                self._note_credit(request, response)
                 return
             response = yield request
+
+    def _note_credit(self, request: httpx.Request, response: httpx.Response) -> None:
+        credit = response.headers.get("paychan-credit", "")
+        auth = request.headers.get("Authorization", "").split()
+        if credit.isdigit() and len(auth) == 3:
+            self._credit[auth[1].rsplit(":", 1)[0]] = int(credit)
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """Drive the flow synchronously, reading the body of every answer but the final one's."""

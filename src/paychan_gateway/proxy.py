@@ -118,6 +118,8 @@ async def forward(request: web.Request, route: RouteConfig, http: aiohttp.Client
                     resp.headers["Paychan-Content-Length"] = str(up.content_length)  # cut short: the whole size
             else:
                 resp.headers["Paychan-Charged"] = str(adm.reserved if up.status < 500 else 0)
+                resp.headers["Paychan-Credit"] = str(cashier.credit(adm.header) + (0 if up.status < 500 else
+                                                                                   adm.reserved))
         sent, delivered = await _relay(request, resp, up, allowance if metered else None)
         if adm is not None:
             await cashier.settle(adm, upstream_ok=up.status < 500, delivered=delivered, sent_bytes=sent)

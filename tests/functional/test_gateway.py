@@ -186,9 +186,18 @@ def test_dynamic_price_from_the_callback(stack: GatewayStack) -> None:
     r = httpx.get(stack.url + "/api/quote/1234")
     assert r.status_code == 402 and r.json()["price"] == 1234 and r.json()["pricing"] == "dynamic"
     before = _received(stack, channel)
-    r = httpx.get(stack.url + "/api/quote/1234", auth=PayingAuth(wallet))
+    auth = PayingAuth(wallet)
+    r = httpx.get(stack.url + "/api/quote/1234", auth=auth)
     assert r.status_code == 200, r.text
-    assert _received(stack, channel) - before == 1234
+    assert _received(stack, channel) - before == 1234 and r.headers["Paychan-Credit"] == "0"
+    log.info("the flow prepays the last price it saw; what a cheaper request leaves is credit, used next")
+    r = httpx.get(stack.url + "/api/quote/5", auth=auth)
+    assert r.status_code == 200 and r.headers["Paychan-Credit"] == str(1234 - 5)
+    r = httpx.get(stack.url + "/api/quote/7", auth=auth)
+    assert r.status_code == 200 and r.headers["Paychan-Charged"] == "7"
+    credit = int(r.headers["Paychan-Credit"])
+    assert credit == 1234 - 5 + 5 - 7  # it prepaid only 1234 - 1229 = 5
+    assert _received(stack, channel) - before == 1234 + 5 + 7 + credit
 
 
 def test_metered_download_costs_the_per_kib_price(stack: GatewayStack) -> None:
