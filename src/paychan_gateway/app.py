@@ -10,11 +10,12 @@ import aiohttp
 from aiohttp import web
 
 from chan_store.leveldb_storage import LevelDBStorage
+from paychan_runtime.http import json_response
 from paychan_runtime.logs import access_log_middleware
 from paychan_server.config import ServerConfig
 from paychan_server.wiring import service_stack
 
-from .answers import error_middleware
+from .answers import FAMILY, error_middleware, funding_info_url
 from .cashier import Cashier, PaymentRequired
 from .config import GatewayConfig
 from .header import has_payment, parse_payment_header, request_key
@@ -55,12 +56,28 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+def _price_list(cfg: GatewayConfig) -> dict[str, object]:
+    """What every route costs and where to open a channel: GET /.well-known/paychan/routes."""
+    routes = [{"name": r.name, "prefix": r.prefix, "pattern": r.pattern, "methods": list(r.methods),
+               "pricing": r.price.mode, "per_request": r.price.per_request, "per_kib": r.price.per_kib,
+               "increment_kib": r.price.increment_kib if r.price.per_kib is not None else None}
+              for r in cfg.routes]
+    return {"family": FAMILY, "server_url": cfg.public_server_url.rstrip("/"),
+            "funding_info": funding_info_url(cfg.public_server_url), "routes": routes}
+
+
 def create_app(cfg: GatewayConfig, server_cfg: ServerConfig) -> web.Application:
     """Build the gateway app; resources are opened and closed by cleanup_ctx."""
     access = access_log_middleware(lambda request: True)  # every request is the hot path: logged at DEBUG
     app = web.Application(middlewares=[access, error_middleware(cfg.public_server_url)], client_max_size=1 << 40)
     app[ROUTER] = Router(cfg.routes)
     app.router.add_get("/.well-known/paychan/health", _health)
+    prices = _price_list(cfg)
+
+    async def price_list(request: web.Request) -> web.Response:
+        return json_response(prices)
+
+    app.router.add_get("/.well-known/paychan/routes", price_list)
     app.router.add_route("*", "/{tail:.*}", handle)
     app.cleanup_ctx.append(_resources(cfg, server_cfg))
     return app

@@ -73,6 +73,10 @@ def test_unpaid_request_gets_402_with_the_price(stack: GatewayStack) -> None:
     assert challenge.startswith("Paychan ") and f'price="{PER_REQUEST}"' in challenge
     assert 'family="v2.3"' in challenge and "funding_info=" in challenge and 'route="api"' in challenge
     assert httpx.get(stack.url + "/nowhere").status_code == 404
+    listed = httpx.get(stack.url + "/.well-known/paychan/routes").json()
+    assert listed["funding_info"] == body["funding_info"] and listed["family"] == "v2.3"
+    assert {r["name"]: r["per_request"] for r in listed["routes"]}["api"] == PER_REQUEST
+    assert {r["name"]: r["per_kib"] for r in listed["routes"]}["files"] == PER_KIB
     bad = httpx.get(stack.url + "/api/items/7", headers={"Authorization": "Paychan nonsense"})
     assert bad.status_code == 400 and bad.json()["code"] == "bad_payment_header"
 
