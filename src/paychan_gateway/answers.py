@@ -4,6 +4,7 @@ same JSON shape as PayChanServer's ({type, code, message}, spec 6.1)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -59,7 +60,7 @@ def www_authenticate(err: PaymentRequired, server_url: str) -> str:
     return f"{SCHEME} " + ", ".join(parts)
 
 
-def error_middleware(server_url: str) -> Middleware:
+def error_middleware(server_url: str, on_402: Callable[[str], None] | None = None) -> Middleware:
     """402 with its body and challenge; every other error as PayChanServer words it; never a traceback."""
 
     @web.middleware
@@ -67,6 +68,8 @@ def error_middleware(server_url: str) -> Middleware:
         try:
             return await handler(request)
         except PaymentRequired as err:
+            if on_402 is not None:
+                on_402(err.quote.route.name)
             headers = {"WWW-Authenticate": www_authenticate(err, server_url), "Paychan-Price": str(err.quote.price),
                        "Paychan-Route": err.quote.route.name}
             return json_response(payment_required_body(err, server_url), status=402, headers=headers)

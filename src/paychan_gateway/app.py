@@ -12,6 +12,7 @@ from aiohttp import web
 from chan_store.leveldb_storage import LevelDBStorage
 from paychan_runtime.http import json_response
 from paychan_runtime.logs import access_log_middleware
+from paychan_runtime.metrics import latency_middleware
 from paychan_server.config import ServerConfig
 from paychan_server.wiring import service_stack
 
@@ -20,6 +21,7 @@ from .cashier import Cashier, PaymentRequired
 from .config import GatewayConfig
 from .header import has_payment, parse_payment_header, request_key
 from .ledger import Ledger
+from .metrics import GatewayMetrics, metrics_app
 from .pricing import Router, quote
 from .proxy import forward
 
@@ -30,6 +32,7 @@ log = logging.getLogger("paychan.gateway")
 CASHIER: web.AppKey[Cashier] = web.AppKey("cashier", Cashier)
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
 ROUTER: web.AppKey[Router] = web.AppKey("router", Router)
+METRICS: web.AppKey[GatewayMetrics] = web.AppKey("gateway_metrics", GatewayMetrics)
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -68,8 +71,12 @@ def _price_list(cfg: GatewayConfig) -> dict[str, object]:
 
 def create_app(cfg: GatewayConfig, server_cfg: ServerConfig) -> web.Application:
     """Build the gateway app; resources are opened and closed by cleanup_ctx."""
+    metrics = GatewayMetrics()
     access = access_log_middleware(lambda request: True)  # every request is the hot path: logged at DEBUG
-    app = web.Application(middlewares=[access, error_middleware(cfg.public_server_url)], client_max_size=1 << 40)
+    app = web.Application(middlewares=[latency_middleware(metrics), access,
+                                       error_middleware(cfg.public_server_url, metrics.refused)],
+                          client_max_size=1 << 40)
+    app[METRICS] = metrics
     app[ROUTER] = Router(cfg.routes)
     app.router.add_get("/.well-known/paychan/health", _health)
     prices = _price_list(cfg)
@@ -83,6 +90,20 @@ def create_app(cfg: GatewayConfig, server_cfg: ServerConfig) -> web.Application:
     return app
 
 
+async def _start_metrics(cfg: GatewayConfig, metrics: GatewayMetrics) -> web.AppRunner | None:
+    """The loopback metrics site, if enabled."""
+    if not cfg.metrics.enable:
+        return None
+    runner = web.AppRunner(metrics_app(metrics), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, cfg.metrics.host, cfg.metrics.port, reuse_address=True).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
 def _resources(cfg: GatewayConfig, server_cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         storage = LevelDBStorage(Path(cfg.ledger.path), sync=cfg.ledger.sync)
@@ -91,10 +112,15 @@ def _resources(cfg: GatewayConfig, server_cfg: ServerConfig) -> Callable[[web.Ap
             async with service_stack(server_cfg) as stack, aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(limit=0), auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
                     skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type")) as http:
-                app[CASHIER] = Cashier(stack.service, ledger)
+                app[CASHIER] = Cashier(stack.service, ledger, app[METRICS])
                 app[HTTP] = http
+                runner = await _start_metrics(cfg, app[METRICS])
                 log.info("paychan-gateway ready: %d routes, server key %s", len(cfg.routes), stack.server_pubkey.hex)
-                yield
+                try:
+                    yield
+                finally:
+                    if runner is not None:
+                        await runner.cleanup()
         finally:
             await ledger.close()
 

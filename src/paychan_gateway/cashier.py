@@ -25,6 +25,7 @@ from paychan_server.domain.service import PayChanService
 
 from .header import PaymentHeader
 from .ledger import Ledger, Receipt
+from .metrics import GatewayMetrics
 from .pricing import Quote
 
 __all__ = ["Admission", "Cashier", "PaymentRequired"]
@@ -65,9 +66,10 @@ class Admission:
 class Cashier:
     """Applies header payments to channels and keeps the receipts; one per gateway process."""
 
-    def __init__(self, service: PayChanService, ledger: Ledger) -> None:
+    def __init__(self, service: PayChanService, ledger: Ledger, metrics: GatewayMetrics | None = None) -> None:
         self.service = service
         self.ledger = ledger
+        self.metrics = metrics if metrics is not None else GatewayMetrics()
         self._locks: dict[bytes, asyncio.Lock] = {}
         self._credit: dict[bytes, int] = {}  # channel credit, authoritative in this process (ledger: durable)
         self._in_flight: set[tuple[bytes, int]] = set()
@@ -150,6 +152,7 @@ class Cashier:
                 await self.ledger.record(op, adm.change_value, receipt, credit, durable=False)
             finally:
                 self._in_flight.discard((key, adm.change_value))
+        self.metrics.settled(adm.quote.route.name, served=served, charged=charged, returned=adm.reserved - charged)
         if not served:
             log.info("request on %s not served: %d sat back to credit", adm.header.channel, adm.reserved)
         return charged

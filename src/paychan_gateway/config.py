@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from paychan_runtime.config import StrictSection, config_error, load_config
+from paychan_runtime.config import StrictSection, config_error, is_loopback, load_config
 from paychan_server.config import ServerConfig
 
 __all__ = ["GatewayConfig", "PriceConfig", "RouteConfig", "load_gateway_config"]
@@ -82,6 +82,20 @@ class ListenConfig(StrictSection):
     port: int = Field(default=8090, ge=0, le=65535)
 
 
+class MetricsConfig(StrictSection):
+    """Prometheus /metrics on its own loopback port."""
+
+    enable: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8091, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _loopback(self) -> MetricsConfig:
+        if not is_loopback(self.host):
+            raise config_error(f"metrics.host: {self.host!r} is not a loopback address")
+        return self
+
+
 class LedgerConfig(StrictSection):
     """Where the gateway keeps its receipts (LevelDB, synced group commit)."""
 
@@ -98,6 +112,7 @@ class GatewayConfig(StrictSection):
     public_server_url: str  # where clients open channels: the funding-info URL named in 402 answers
     listen: ListenConfig = ListenConfig()
     ledger: LedgerConfig
+    metrics: MetricsConfig = MetricsConfig()
     routes: list[RouteConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -37,11 +37,12 @@ def _routes(upstream: str, dead: str) -> list[dict[str, Any]]:
     ]
 
 
-def gateway_toml(server_config: Path, server_url: str, port: int, ledger: Path, routes: list[dict[str, Any]]) -> str:
+def gateway_toml(server_config: Path, server_url: str, port: int, ledger: Path, routes: list[dict[str, Any]],
+                 metrics_port: int) -> str:
     """gateway.toml text (routes as an array of tables)."""
     lines = [f"server_config = {_toml_value(str(server_config))}", f"public_server_url = {_toml_value(server_url)}",
              "", "[listen]", 'host = "127.0.0.1"', f"port = {port}", "", "[ledger]",
-             f"path = {_toml_value(str(ledger))}", ""]
+             f"path = {_toml_value(str(ledger))}", "", "[metrics]", "enable = true", f"port = {metrics_port}", ""]
     for r in routes:
         lines.append("[[routes]]")
         for k, v in r.items():
@@ -64,9 +65,11 @@ class GatewayStack:
         self.upstream_url = f"http://127.0.0.1:{self.upstream_port}"
         self.url = f"http://127.0.0.1:{self.gateway_port}"
         self.dead_url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        self.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
         cfg = root / "gateway.toml"
         cfg.write_text(gateway_toml(root / "svc" / "server.toml", self.services.url, self.gateway_port,
-                                    root / "ledger", _routes(self.upstream_url, self.dead_url)))
+                                    root / "ledger", _routes(self.upstream_url, self.dead_url),
+                                    int(self.metrics_url.split(":")[2].split("/")[0])))
         self.upstream = _Upstream(root, self.upstream_port)
         self.gateway = Service("paychan_gateway", "paychan_gateway", cfg, root)
 

@@ -296,6 +296,17 @@ def test_async_paychan_client_opens_pays_and_closes(stack: GatewayStack) -> None
     assert received == 5000 and txid is not None and len(txid) == 64
 
 
+def test_metrics_count_outcomes_and_satoshis(stack: GatewayStack) -> None:
+    _open(stack)
+    httpx.get(stack.url + "/api/items/3")  # a 402
+    text = httpx.get(stack.metrics_url).text
+    assert 'paychan_gateway_requests_total{outcome="served",route="api"}' in text
+    assert 'paychan_gateway_requests_total{outcome="payment_required",route="api"}' in text
+    assert 'paychan_gateway_charged_satoshis_total{route="api"}' in text
+    assert "paychan_http_request_duration_seconds" in text
+    assert httpx.get(stack.url + "/metrics").status_code == 404  # not on the public port
+
+
 def test_gateway_errors_have_the_servers_shape(stack: GatewayStack) -> None:
     for method, path, status, code in (("GET", "/nowhere", 404, "no_route"),
                                        ("DELETE", "/api/items/1", 405, "method_not_allowed")):
