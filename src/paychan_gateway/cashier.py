@@ -109,8 +109,9 @@ class Cashier:
                 await self.ledger.record(op, c, Receipt(request_key, "pending", quote.price))
                 try:
                     result = await self.service.pay(op, header.payment, st)
-                except BaseException:
-                    await self.ledger.forget(op, c)
+                except PaychanError as exc:
+                    if exc.status < 500:  # refused: it never counted. Else (ChanStore down, ...) the outcome
+                        await self.ledger.forget(op, c)  # is unknown: the receipt stays pending for the retry
                     raise
                 value = result.value_received
                 if value == 0:

@@ -10,7 +10,7 @@ import pytest
 
 from chan_store.memory_storage import MemoryStorage
 from paychan_common.channel import ClientSignature
-from paychan_common.errors import Conflict, InvalidPayment
+from paychan_common.errors import Conflict, InvalidPayment, ServiceUnavailable
 from paychan_common.payment import Payment
 from paychan_common.tx import OutPoint
 from paychan_gateway.cashier import Cashier, PaymentRequired
@@ -32,6 +32,7 @@ class FakeService:
     change: int = FUNDING
     applied: list[int] = field(default_factory=list)
     fail_next: bool = False
+    lose_answer: bool = False  # apply the payment, then fail as if the answer was lost
 
     async def locate(self, outpoint: OutPoint, family: Any, *, secret: bytes | None = None) -> object:
         return object()
@@ -45,6 +46,9 @@ class FakeService:
         value = self.change - payment.change_value
         self.change = payment.change_value
         self.applied.append(value)
+        if self.lose_answer:
+            self.lose_answer = False
+            raise ServiceUnavailable("ChanStore did not answer")
         return PaymentResult(outpoint, "open", self.change, value, None)
 
 
@@ -153,3 +157,15 @@ async def test_final_receipts_become_durable() -> None:
     assert ledger._overlay == {}
     receipt = Ledger(storage).receipt(OP, FUNDING - 100)
     assert receipt is not None and receipt.state == "served" and receipt.charged == 100
+
+
+async def test_an_unknown_outcome_keeps_the_receipt_for_the_retry() -> None:
+    svc = FakeService(lose_answer=True)
+    cashier, ledger = _cashier(svc)
+    with pytest.raises(ServiceUnavailable):
+        await cashier.admit(_header(FUNDING - 100), KEY_A, FIXED)  # ChanStore stored it; the answer was lost
+    receipt = ledger.receipt(OP, FUNDING - 100)
+    assert receipt is not None and receipt.state == "pending"
+    adm = await cashier.admit(_header(FUNDING - 100), KEY_A, FIXED)
+    assert await cashier.settle(adm, upstream_ok=True, delivered=True) == 100
+    assert sum(svc.applied) == 100 and ledger.credit(OP) == 0
