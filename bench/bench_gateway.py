@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
-from tests.functional.gateway_stack import PER_REQUEST, GatewayStack
+from tests.support.gateway import PER_REQUEST, GatewayStack
 
 from paychan_client.api import PaychanClient
 from paychan_client.paying import debug_funder, payment_header

@@ -23,8 +23,8 @@ from paychan_client.paying import Budget, ChannelWallet, PayingAuth, debug_funde
 from paychan_client.state import ClientChannel
 from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
-from tests.functional.gateway_stack import INCREMENT_KIB, PER_KIB, PER_REQUEST, GatewayStack, wait_for
-from tests.functional.services import PROJECT_ROOT
+from tests.support.gateway import INCREMENT_KIB, PER_KIB, PER_REQUEST, GatewayStack, wait_for
+from tests.support.services import PROJECT_ROOT
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional

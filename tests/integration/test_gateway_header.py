@@ -9,7 +9,7 @@ from paychan_common.errors import InvalidInput, PaychanError
 from paychan_gateway.config import RouteConfig
 from paychan_gateway.header import format_payment_header, has_payment, parse_payment_header, request_key
 from paychan_gateway.proxy import upstream_headers, upstream_url
-from tests.functional.channel_helper import TestChannel
+from tests.support.channels import TestChannel
 
 EXP = 2_000_000_000
 

@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from chan_store.client import ChanStoreClient
 from paychan_common.tx import OutPoint
-from tests.functional.regtest_node import wait_for
-from tests.functional.services import PROJECT_ROOT, Service, Services, _toml_value, free_port
+from tests.support.ports import reserve_port
+from tests.support.regtest import wait_for
+from tests.support.services import PROJECT_ROOT, Service, Services
 
 PER_REQUEST = 1000
 PER_KIB = 10
@@ -39,21 +42,11 @@ def _routes(upstream: str, dead: str) -> list[dict[str, Any]]:
 
 def gateway_toml(server_config: Path, server_url: str, port: int, ledger: Path, routes: list[dict[str, Any]],
                  metrics_port: int) -> str:
-    """gateway.toml text (routes as an array of tables)."""
-    lines = [f"server_config = {_toml_value(str(server_config))}", f"public_server_url = {_toml_value(server_url)}",
-             "", "[listen]", 'host = "127.0.0.1"', f"port = {port}", "", "[ledger]",
-             f"path = {_toml_value(str(ledger))}", "", "[metrics]", "enable = true", f"port = {metrics_port}", ""]
-    for r in routes:
-        lines.append("[[routes]]")
-        for k, v in r.items():
-            if k == "price":
-                continue
-            lines.append(f"{k} = " + ("[" + ", ".join(_toml_value(x) for x in v) + "]" if isinstance(v, list)
-                                      else _toml_value(v)))
-        lines.append("[routes.price]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in r["price"].items()]
-        lines.append("")
-    return "\n".join(lines)
+    """gateway.toml text."""
+    return tomli_w.dumps({
+        "server_config": str(server_config), "public_server_url": server_url,
+        "listen": {"host": "127.0.0.1", "port": port}, "ledger": {"path": str(ledger)},
+        "metrics": {"enable": True, "port": metrics_port}, "routes": routes})
 
 
 class GatewayStack:
@@ -61,11 +54,11 @@ class GatewayStack:
 
     def __init__(self, root: Path) -> None:
         self.services = Services(root / "svc")
-        self.upstream_port, self.gateway_port = free_port(), free_port()
+        self.upstream_port, self.gateway_port = reserve_port(), reserve_port()
         self.upstream_url = f"http://127.0.0.1:{self.upstream_port}"
         self.url = f"http://127.0.0.1:{self.gateway_port}"
-        self.dead_url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-        self.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
+        self.dead_url = f"http://127.0.0.1:{reserve_port()}"  # nothing listens there
+        self.metrics_url = f"http://127.0.0.1:{reserve_port()}/metrics"
         cfg = root / "gateway.toml"
         cfg.write_text(gateway_toml(root / "svc" / "server.toml", self.services.url, self.gateway_port,
                                     root / "ledger", _routes(self.upstream_url, self.dead_url),
