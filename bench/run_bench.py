@@ -1,6 +1,7 @@
 """Start the three services on a temporary copy of the debug config, run bench_payments, stop them.
 
 Usage (through bench/run_bench.sh): run_bench.py [--workers N] [--no-sync] [--runs K] [--unix]
+    [--engine postgres [--stores N]]
     [--set FILE.SECTION.KEY=VALUE ...] [--keep] [--json] [-- BENCH_PAYMENTS_ARGS...]
 
 Every run gets fresh services: free loopback ports, a new LevelDB in a temporary directory, the debug
@@ -57,10 +58,17 @@ class Stack:
     """ChanStore + SigningService + PayChanServer on a temporary copy of the debug config."""
 
     def __init__(self, root: Path, *, workers: int, sync: bool, unix: bool, sets: Sequence[str],
-                 store_db: Path | None = None, config_dir: Path = DEBUG) -> None:
+                 store_db: Path | None = None, config_dir: Path = DEBUG, engine: str = "leveldb",
+                 stores: int = 1) -> None:
         self.root = root
         self.port = reserve_port()
         store_port, signer_port = reserve_port(), reserve_port()
+        self.pg: Any = None
+        if engine == "postgres":
+            sys.path.insert(0, str(ROOT))
+            from tests.support.postgres import PostgresServer
+
+            self.pg = PostgresServer()
         token = str(root / "internal.token")
         cfg = {name: tomllib.loads((config_dir / f"{name}.toml").read_text())
                for name in ("store", "signing", "server")}
@@ -88,6 +96,19 @@ class Stack:
         for item in sets:
             name, section, key, value = _parse_set(item)
             cfg[name].setdefault(section, {})[key] = value
+        self.store_names = ["store"]
+        if self.pg is not None:
+            if unix or store_db is not None or not sync:
+                raise SystemExit("--engine postgres: not with --unix, --store-db or --no-sync")
+            cfg["store"]["storage"] = {"engine": "postgres", "dsn": self.pg.dsn, "pool_size": 8}
+            ports = [store_port] + [reserve_port() for _ in range(stores - 1)]
+            self.store_names = [f"store{i}" if i else "store" for i in range(stores)]
+            for name, port in zip(self.store_names[1:], ports[1:], strict=True):
+                extra = json.loads(json.dumps(cfg["store"]))
+                extra["listen"]["port"] = port
+                (root / f"{name}.toml").write_text(tomli_w.dumps(extra))
+            cfg["server"]["chan_store"]["failover_urls"] = [f"http://127.0.0.1:{p}" for p in ports[1:]]
+            self.extra_store_health = [f"http://127.0.0.1:{p}/health" for p in ports[1:]]
         for name, data in cfg.items():
             (root / f"{name}.toml").write_text(tomli_w.dumps(data))
         self.signer_health = f"http://127.0.0.1:{signer_port}/health"
@@ -119,10 +140,15 @@ class Stack:
 
     def start(self, workers: int) -> float:
         """Start all three; return ChanStore's start time (until /health answers), seconds."""
+        if self.pg is not None:
+            self.pg.start()
         began = time.monotonic()
         self._start("store", "chan_store")
         self._wait("store", self.store_health)
         store_start = time.monotonic() - began
+        for name, url in zip(self.store_names[1:], getattr(self, "extra_store_health", []), strict=True):
+            self._start(name, "chan_store")
+            self._wait(name, url)
         self._start("signing", "signing_service")
         self._wait("signing", self.signer_health)
         self._start("server", "paychan_server", "--workers", str(workers))
@@ -150,12 +176,15 @@ class Stack:
         return stats
 
     def pids(self) -> list[int]:
-        """Process ids of the three services."""
-        return [p.pid for p in self.procs.values()]
+        """Process ids of the services (and of the PostgreSQL postmaster, whose backends are its children)."""
+        pids = [p.pid for p in self.procs.values()]
+        if self.pg is not None:
+            pids.append(int((self.pg.data / "postmaster.pid").read_text().split()[0]))
+        return pids
 
     def stop(self) -> None:
-        """SIGTERM all, server first."""
-        for name in ("server", "signing", "store"):
+        """SIGTERM all, server first (then PostgreSQL, when the bench started one)."""
+        for name in ("server", "signing", *self.store_names):
             p = self.procs.get(name)
             if p is not None and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -164,6 +193,8 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+        if self.pg is not None:
+            self.pg.remove()
 
 
 def _start_profilers(stack: Stack, where: Path, index: int) -> list[subprocess.Popen[bytes]]:
@@ -206,7 +237,7 @@ def one_run(args: argparse.Namespace, bench_args: list[str], index: int) -> dict
     root = Path(tempfile.mkdtemp(prefix="paychan-bench-"))
     store_db = Path(args.store_db) if args.store_db else None
     stack = Stack(root, workers=args.workers, sync=not args.no_sync, unix=args.unix, sets=args.set,
-                  store_db=store_db, config_dir=Path(args.config_dir))
+                  store_db=store_db, config_dir=Path(args.config_dir), engine=args.engine, stores=args.stores)
     try:
         store_start = stack.start(args.workers)
         rss_start = stack.store_rss_mib()
@@ -218,6 +249,7 @@ def one_run(args: argparse.Namespace, bench_args: list[str], index: int) -> dict
         cmd = [sys.executable, str(HERE / "bench_payments.py"), "--endpoint", f"127.0.0.1:{stack.port}", "--json",
                "--watch-pids", ",".join(map(str, stack.pids())), *bench_args]
         label = f"workers={args.workers} sync={not args.no_sync}" + (" unix" if args.unix else "")
+        label += f" engine={args.engine} stores={args.stores}" if args.engine != "leveldb" else ""
         cmd += ["--label", label]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
         for spy in spies:
@@ -232,7 +264,8 @@ def one_run(args: argparse.Namespace, bench_args: list[str], index: int) -> dict
         result["store"] = {"start_s": round(store_start, 3), "rss_mib_after_start": round(rss_start, 1),
                            "rss_mib_after_run": round(stack.store_rss_mib(), 1),
                            "preloaded_db": None if store_db is None else str(store_db)}
-        result["config"].update(workers=args.workers, sync=not args.no_sync, unix=args.unix, sets=args.set)
+        result["config"].update(workers=args.workers, sync=not args.no_sync, unix=args.unix, sets=args.set,
+                                engine=args.engine, stores=args.stores)
         return result
     finally:
         stack.stop()
@@ -257,6 +290,9 @@ def main() -> int:
     ap.add_argument("--no-sync", action="store_true", help="storage.sync = false (UNSAFE; shows the fsync cost)")
     ap.add_argument("--runs", type=int, default=1, help="runs; the median run (by throughput) is reported")
     ap.add_argument("--unix", action="store_true", help="PayChanServer -> ChanStore over a unix socket")
+    ap.add_argument("--engine", choices=("leveldb", "postgres"), default="leveldb",
+                    help="ChanStore engine; postgres starts a real PostgreSQL server (fsync, synchronous_commit on)")
+    ap.add_argument("--stores", type=int, default=1, help="with --engine postgres: ChanStore instances")
     ap.add_argument("--set", action="append", default=[], metavar="FILE.SECTION.KEY=VALUE",
                     help="override a config value, e.g. store.storage.max_batch=1000")
     ap.add_argument("--profile", metavar="DIR", help="sample every service with py-spy into DIR (collapsed stacks)")

@@ -2,13 +2,15 @@
 
 Routes (all but GET /health need the bearer token; errors are `{"error": {"class","code","message"}}`):
 GET /health, POST /channels, GET /channels, GET /channels/{outpoint}, POST /channels/{outpoint}/cas,
-POST /payments, GET /stats.
+POST /payments, GET /stats, POST /backup.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -33,10 +35,13 @@ from chan_store.contract import (
     state_hex,
     stats_json,
 )
+from chan_store.engine import ChannelEngine
 from chan_store.leveldb_storage import LevelDBStorage, crashing_writer, write_batches
 from chan_store.metrics import STORE_METRICS, InstrumentedStorage, StoreMetrics, store_middlewares
+from chan_store.postgres import PostgresChannelStore
 from chan_store.storage import Storage
 from chan_store.store import ChannelStore, FatalHandler, exit_process
+from chan_store.tools import snapshot_to
 from paychan_common.errors import ChannelNotFound, InvalidInput
 from paychan_runtime.config import load_or_create_secret
 from paychan_runtime.faults import CrashHook, crash_point_from_env
@@ -49,12 +54,14 @@ from paychan_runtime.http import (
 )
 from paychan_runtime.metrics import metrics_handler
 
-__all__ = ["CONFIG_KEY", "STORE_KEY", "StorageFactory", "create_app", "open_leveldb"]
+__all__ = ["CONFIG_KEY", "STORE_KEY", "StorageFactory", "create_app", "open_leveldb", "open_postgres"]
 
 log = logging.getLogger("paychan.chanstore")
 
 CONFIG_KEY = web.AppKey("config", StoreConfig)
-STORE_KEY = web.AppKey("store", ChannelStore)
+STORE_KEY: web.AppKey[ChannelEngine] = web.AppKey("store", ChannelEngine)
+IDENTITY_KEY = web.AppKey("store_id", str)
+STORAGE_KEY: web.AppKey[Storage] = web.AppKey("storage", Storage)  # LevelDB/memory engines only
 OPEN_PATHS = frozenset({"/health", "/metrics"})  # /metrics: counts and latencies only, loopback
 
 StorageFactory = Callable[[StoreConfig], Storage]
@@ -74,11 +81,21 @@ def _default_storage() -> StorageFactory:
     return open_leveldb if crash is None else functools.partial(open_leveldb, crash=crash)
 
 
+def open_postgres(config: StoreConfig) -> PostgresChannelStore:
+    """The PostgreSQL engine at storage.dsn, its password read from storage.password_file."""
+    storage = config.storage
+    assert storage.dsn is not None  # the config validator requires it for this engine
+    password = None
+    if storage.password_file is not None:
+        password = Path(storage.password_file).read_text().strip()
+    return PostgresChannelStore(storage.dsn, password=password, pool_size=storage.pool_size)
+
+
 async def health(request: web.Request) -> web.Response:
-    """GET /health: liveness, no auth; 503 once the store has failed (it is about to exit)."""
+    """GET /health: liveness and which store this is (engine:identity), no auth; 503 once the store failed."""
     if request.app[STORE_KEY].failed:
         return json_response({"ok": False}, status=503)
-    return json_response({"ok": True})
+    return json_response({"ok": True, "store_id": request.app[IDENTITY_KEY]})
 
 
 async def create_channel(request: web.Request) -> web.Response:
@@ -133,9 +150,32 @@ async def compare_and_set(request: web.Request) -> web.Response:
     return json_response({"state": state_hex(stored)})
 
 
+async def backup(request: web.Request) -> web.Response:
+    """POST /backup {"directory"} -> {"channels", "directory"}: a consistent LevelDB snapshot, written while
+    serving (every write acknowledged before the call is in it); the directory must be absent or empty."""
+    body = require_object(await read_json(request, MAX_BODY_BYTES))
+    directory = body.get("directory")
+    if not isinstance(directory, str) or not directory.startswith("/") or len(directory) > 4096:
+        raise InvalidInput("directory must be an absolute path")
+    storage = request.app.get(STORAGE_KEY)
+    if storage is None:
+        raise InvalidInput("this store runs the postgres engine: back it up with pg_dump (docs/STORAGE.md)")
+    try:
+        channels = await asyncio.to_thread(snapshot_to, storage, Path(directory))
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    except OSError as exc:
+        log.error("backup to %s failed: %s", directory, exc)
+        raise InvalidInput("cannot write the backup directory (see the ChanStore log)") from None
+    log.info("backup of %d channels written to %s", channels, directory)
+    return json_response({"channels": channels, "directory": directory})
+
+
 async def stats(request: web.Request) -> web.Response:
     """GET /stats -> channel counts, memory use and the storage's commit counters."""
     store = request.app[STORE_KEY]
+    if isinstance(store, PostgresChannelStore):
+        await store.refresh_counts()
     return json_response(stats_json(StoreStats(store.counts(), store.memory(), store.storage_stats())))
 
 
@@ -155,6 +195,17 @@ def create_app(config: StoreConfig, *, storage_factory: StorageFactory | None = 
     app[STORE_METRICS] = metrics
 
     async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+        if config.storage.engine == "postgres":
+            engine = open_postgres(config)
+            await engine.open()
+            app[STORE_KEY] = engine
+            app[IDENTITY_KEY] = engine.identity
+            metrics.store = engine
+            try:
+                yield
+            finally:
+                await engine.close()
+            return
         if not config.storage.sync:
             log.warning("storage.sync = false: acknowledged payments can be lost on a crash "
                         "(UNSAFE, for benchmarks only)")
@@ -163,6 +214,8 @@ def create_app(config: StoreConfig, *, storage_factory: StorageFactory | None = 
             store = ChannelStore(storage, cache_size=config.storage.cache_size, on_fatal=on_fatal)
             store.load()
             app[STORE_KEY] = store
+            app[STORAGE_KEY] = storage
+            app[IDENTITY_KEY] = f"leveldb:{socket.gethostname()}:{config.storage.directory.resolve()}"
             metrics.store = store
             yield
         finally:
@@ -176,5 +229,6 @@ def create_app(config: StoreConfig, *, storage_factory: StorageFactory | None = 
     app.router.add_post("/channels/{outpoint}/cas", compare_and_set)
     app.router.add_post("/payments", apply_payments)
     app.router.add_get("/stats", stats)
+    app.router.add_post("/backup", backup)
     app.router.add_get("/metrics", metrics_handler(metrics))
     return app

@@ -143,6 +143,14 @@ class ChanStoreClient:
         body = await self._http.request("GET", "/health")
         return isinstance(body, dict) and body.get("ok") is True
 
+    async def identity(self) -> str:
+        """Which store this instance serves (`GET /health` store_id: engine and identity)."""
+        body = await self._http.request("GET", "/health")
+        store_id = body.get("store_id") if isinstance(body, dict) else None
+        if not isinstance(store_id, str):
+            raise ServiceUnavailable("chan store did not say which store it serves")
+        return store_id
+
     async def create(self, state: ChannelState) -> ChannelState:
         """Store a new open channel; ChannelExistsAt (a ChannelExists) names the existing channel."""
         try:

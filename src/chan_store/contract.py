@@ -10,7 +10,7 @@ booleans, negatives refused. Routes: see `chan_store.app`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -37,6 +37,8 @@ __all__ = [
     "StateConflict",
     "StoreStats",
     "check_count",
+    "check_list_args",
+    "check_payments_args",
     "error_json",
     "outpoint_hex",
     "page_json",
@@ -78,6 +80,27 @@ def check_count(value: object, what: str, maximum: int) -> int:
     if not 0 <= value <= maximum:
         raise InvalidInput(f"{what} must be between 0 and {maximum}")
     return value
+
+
+def check_list_args(status: Status | None, client_pubkey: bytes | None, expiring_before: int | None,
+                    limit: int) -> None:
+    """The arguments of every engine's `list` (the same refusals whichever engine answers)."""
+    check_count(limit, "limit", MAX_LIST_LIMIT)
+    if limit == 0:
+        raise InvalidInput("limit must be at least 1")
+    if expiring_before is not None:
+        check_count(expiring_before, "expiring_before", MAX_TIME)
+        if status is None and client_pubkey is None:
+            raise InvalidInput("expiring_before needs status or client_pubkey")
+    if client_pubkey is not None and len(client_pubkey) != 33:
+        raise InvalidInput("client_pubkey must be 33 bytes")
+
+
+def check_payments_args(items: Sequence[PaymentItem], now: int) -> None:
+    """The arguments of every engine's `apply_payments`."""
+    check_count(now, "now", MAX_TIME)
+    if len(items) > MAX_PAYMENTS:
+        raise InvalidInput(f"too many payments in one call (limit {MAX_PAYMENTS})")
 
 
 @dataclass(frozen=True, slots=True)

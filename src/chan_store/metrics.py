@@ -19,8 +19,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from chan_store.contract import CommitStats
+from chan_store.engine import ChannelEngine
 from chan_store.storage import Storage, WriteBatch
-from chan_store.store import ChannelStore
 from paychan_runtime.logs import access_log_middleware, quiet_routes
 from paychan_runtime.metrics import Metrics, latency_middleware
 
@@ -78,7 +78,7 @@ class StoreMetrics(Metrics):
                                     "(group commit), sampled", buckets=_SIZES, registry=r)
         self.sync_latency = Histogram("chanstore_engine_write_duration_seconds",
                                       "One engine write including fsync, sampled", buckets=_SECONDS, registry=r)
-        self.store: ChannelStore | None = None
+        self.store: ChannelEngine | None = None
         self.add_collector(_StoreCollector(self))
 
 

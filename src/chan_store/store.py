@@ -27,9 +27,6 @@ from collections.abc import Callable, Iterable, Sequence
 
 from chan_store import keys
 from chan_store.contract import (
-    MAX_LIST_LIMIT,
-    MAX_PAYMENTS,
-    MAX_TIME,
     ChannelExistsAt,
     ChannelPage,
     CommitStats,
@@ -37,7 +34,8 @@ from chan_store.contract import (
     PaymentItem,
     PaymentResult,
     StateConflict,
-    check_count,
+    check_list_args,
+    check_payments_args,
 )
 from chan_store.storage import Storage, StorageError, WriteBatch
 from paychan_common.errors import ChannelNotFound, InvalidInput, PaychanError, ServiceUnavailable
@@ -45,7 +43,7 @@ from paychan_common.rules import apply_payment
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import OutPoint
 
-__all__ = ["DEFAULT_CACHE_SIZE", "EXIT_FAIL_STOP", "ChannelStore", "FatalHandler", "exit_process"]
+__all__ = ["DEFAULT_CACHE_SIZE", "EXIT_FAIL_STOP", "ChannelStore", "FatalHandler", "exit_process", "serialize_state"]
 
 log = logging.getLogger("paychan.chanstore")
 
@@ -108,7 +106,8 @@ def _same_index(old: bytes, new: bytes) -> bool:
             and keys.raw_client_pubkey(old) == keys.raw_client_pubkey(new))
 
 
-def _serialize(state: ChannelState) -> bytes:
+def serialize_state(state: ChannelState) -> bytes:
+    """The state's record; InvalidInput (not a crash) when a field does not fit its encoding."""
     try:
         return state.serialize()
     except (struct.error, OverflowError, AttributeError, TypeError) as exc:
@@ -198,15 +197,7 @@ class ChannelStore:
         """One page of states: by client index if client_pubkey, else by status/expiry if status, else by
         outpoint; `after` is the last outpoint of the previous page (exclusive)."""
         self._check_usable()
-        check_count(limit, "limit", MAX_LIST_LIMIT)
-        if limit == 0:
-            raise InvalidInput("limit must be at least 1")
-        if expiring_before is not None:
-            check_count(expiring_before, "expiring_before", MAX_TIME)
-            if status is None and client_pubkey is None:
-                raise InvalidInput("expiring_before needs status or client_pubkey")
-        if client_pubkey is not None and len(client_pubkey) != keys.PUBKEY_LEN:
-            raise InvalidInput("client_pubkey must be 33 bytes")
+        check_list_args(status, client_pubkey, expiring_before, limit)
         prefix, start = self._list_range(status, client_pubkey, after)
         by_expiry = client_pubkey is None and status is not None
         found: list[ChannelState] = []
@@ -261,7 +252,7 @@ class ChannelStore:
         if other is not None:
             raise ChannelExistsAt("channel exists: an open channel for this client key exists",
                                   OutPoint.parse(other), code="open_channel_exists")
-        data = _serialize(state)
+        data = serialize_state(state)
         staged = _Staged()
         staged.stage(op, None, data)
         self._replace(op, None, state, data)
@@ -277,9 +268,7 @@ class ChannelStore:
     async def apply_payments(self, items: Sequence[PaymentItem], now: int) -> builtins.list[PaymentResult]:
         """Apply payments in order (rules.apply_payment); all successes are committed as ONE batch."""
         self._check_usable()
-        check_count(now, "now", MAX_TIME)
-        if len(items) > MAX_PAYMENTS:
-            raise InvalidInput(f"too many payments in one call (limit {MAX_PAYMENTS})")
+        check_payments_args(items, now)
         results: list[PaymentResult] = []
         staged = _Staged()
         seen: list[bytes] = []
@@ -293,7 +282,7 @@ class ChannelStore:
                 old, state = found
                 when = now if item.now is None else item.now
                 accepted = apply_payment(state, item.change_value, item.der, item.sighash, when)
-                new = _serialize(accepted.state)
+                new = serialize_state(accepted.state)
             except PaychanError as err:
                 results.append(err)
                 continue
@@ -321,7 +310,7 @@ class ChannelStore:
             raise StateConflict("state conflict: the channel changed since it was read", current)
         if new_state.client_pubkey != current.client_pubkey or new_state.exp_time != current.exp_time:
             raise InvalidInput("compare_and_set cannot change a channel's client key or expiry")
-        new = _serialize(new_state)
+        new = serialize_state(new_state)
         if new == old:
             await self._durable_ops((op,))
             return new_state

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -25,6 +26,9 @@ _PAY_OK = frozenset({200, 202})
 _CLOSE_OK = frozenset({200, 202})  # v1 DELETE answers 202, later servers 200 (spec 6.2)
 
 Params = list[tuple[str, str]]
+T = TypeVar("T")
+Flow = Generator[httpx.Request, httpx.Response, T]
+"""A sans-I/O protocol step: yields requests, receives their responses, returns its result."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,45 +44,30 @@ class ChannelUpdate:
         return self.channel.settlement_txid
 
 
-class PaychanClient:
-    """A synchronous RBPCP client for one server endpoint and network."""
+class ClientFlows:
+    """The protocol of one server endpoint and network as sans-I/O flows: generators that yield each
+    httpx.Request and receive its httpx.Response (driven by PaychanClient, AsyncPaychanClient, or an
+    httpx auth flow)."""
 
-    def __init__(self, endpoint: str, network: Network, *, http: httpx.Client | None = None,
-                 timeout: float = 10) -> None:
+    def __init__(self, endpoint: str, network: Network) -> None:
         if not endpoint.startswith(("http://", "https://")):
             raise InvalidArgument(f"endpoint must be an http(s) URL, not {endpoint!r}")
         self.endpoint = endpoint.rstrip("/")
         self.network = network
         self.routes = Routes(self.endpoint)
-        self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=timeout)
-
-    def __enter__(self) -> PaychanClient:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.release()
-
-    def release(self) -> None:
-        """Close the HTTP connection pool if this client created it."""
-        if self._owns_http:
-            self._http.close()
 
     # -- HTTP -------------------------------------------------------------------------------------------
 
-    def _send(self, method: str, url: str, ok: frozenset[int], *, params: Params | None = None,
-              body: dict[str, Any] | None = None) -> httpx.Response:
+    @staticmethod
+    def _send(method: str, url: str, ok: frozenset[int], *, params: Params | None = None,
+              body: dict[str, Any] | None = None) -> Flow[httpx.Response]:
         headers = {"Accept": "application/json"}
         content: bytes | None = None
         if body is not None:
             content = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        try:
-            query = tuple(params) if params else None
-            response = self._http.request(method, url, params=query, content=content, headers=headers)
-        except httpx.HTTPError as exc:
-            raise TransportError(f"{method} {url} failed: {exc or type(exc).__name__}") from None
+        query = tuple(params) if params else None
+        response = yield httpx.Request(method, url, params=query, content=content, headers=headers)
         if response.status_code not in ok:
             raise _rejection(response)
         return response
@@ -92,32 +81,33 @@ class PaychanClient:
 
     # -- protocol ---------------------------------------------------------------------------------------
 
-    def funding_info(self, client_pubkey: PublicKey, exp_time: int, family: Family) -> FundingInfo:
+    def funding_info_flow(self, client_pubkey: PublicKey, exp_time: int, family: Family) -> Flow[FundingInfo]:
         """Fetch the channel terms and check the server's funding address against ours (spec 3.3)."""
         family = parse_family(family)
         url, params = self.routes.funding_info(family, client_pubkey.hex, exp_time)
-        response = self._send("GET", url, frozenset({200}), params=params)
+        response = yield from self._send("GET", url, frozenset({200}), params=params)
         location = response.headers.get("location")
         open_url = str(response.url.join(location)) if location else None
         return FundingInfo.from_response(self._json(response), family, client_pubkey, exp_time, self.network,
                                          open_url=open_url)
 
-    def begin_open(self, client_pubkey: PublicKey, exp_time: int) -> str:
+    def begin_open_flow(self, client_pubkey: PublicKey, exp_time: int) -> Flow[str]:
         """v2-seed begin_open: the server's channel URL for the funding it found (spec 6.3 #2)."""
-        response = self._send("GET", self.routes.begin_open(client_pubkey.hex, exp_time), frozenset({200}))
+        response = yield from self._send("GET", self.routes.begin_open(client_pubkey.hex, exp_time), frozenset({200}))
         body = self._json(response)
         uri = body.get("channel_uri") if isinstance(body, dict) else None
         if not isinstance(uri, str):
             raise BadResponse("begin_open response lacks channel_uri")
         return uri
 
-    def open_channel(self, key: PrivateKey, exp_time: int, funding: OutPoint, funding_value: int, family: Family,
-                     *, change_address: str | None = None, open_value: int | None = None,
-                     refund_address: str | None = None, info: FundingInfo | None = None) -> ChannelUpdate:
+    def open_channel_flow(self, key: PrivateKey, exp_time: int, funding: OutPoint, funding_value: int,
+                          family: Family, *, change_address: str | None = None, open_value: int | None = None,
+                          refund_address: str | None = None, info: FundingInfo | None = None
+                          ) -> Flow[ChannelUpdate]:
         """Sign and send the opening payment (change = funding_value - open_value); spec 6.2 #2, 6.3 #3, 6.4 #2."""
         family = parse_family(family)
         if info is None:
-            info = self.funding_info(key.public_key, exp_time, family)
+            info = yield from self.funding_info_flow(key.public_key, exp_time, family)
         elif (info.params.client_pubkey, info.params.exp_time, info.params.network, info.family) != (
                 key.public_key, exp_time, self.network, family):
             raise InvalidArgument("funding info was fetched for another key, exp_time, network or family")
@@ -140,16 +130,16 @@ class PaychanClient:
         if family == "v1":
             params = [("client_pubkey", pk), ("exp_time", str(exp_time)), ("change_address", change),
                       ("payment", payment.v1_payload())]
-            response = self._send("POST", url, _OPEN_OK, params=params)
+            response = yield from self._send("POST", url, _OPEN_OK, params=params)
             location = response.headers.get("location")
             if location:
                 channel_url = str(response.url.join(location))
                 if outpoint_in_url(channel_url) != funding:
                     raise BadResponse(f"server placed the channel at {channel_url}, not at outpoint {funding}")
         elif family == "v2":
-            response = self._send("POST", url, _OPEN_OK, body=payment.v2_seed_body())
+            response = yield from self._send("POST", url, _OPEN_OK, body=payment.v2_seed_body())
         else:
-            response = self._send("POST", url, _OPEN_OK, params=[("secret", payment.secret)],
+            response = yield from self._send("POST", url, _OPEN_OK, params=[("secret", payment.secret)],
                                   body=payment.v2_3_body())
         result = PaymentResult.from_response(self._json(response))
         channel = ClientChannel(
@@ -162,7 +152,7 @@ class PaychanClient:
         )
         return ChannelUpdate(channel.with_result(result), result)
 
-    def pay(self, channel: ClientChannel, amount: int, *, application_data: str = "") -> ChannelUpdate:
+    def pay_flow(self, channel: ClientChannel, amount: int, *, application_data: str = "") -> Flow[ChannelUpdate]:
         """Send `amount` more; below the dust limit the rest goes too, with 0x82 (spec 4.2); spec 6.2 #3, 6.3 #4."""
         _require_open(channel)
         if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
@@ -171,17 +161,20 @@ class PaychanClient:
             raise ChannelStateError(f"channel has only {channel.change_value} sat left, cannot pay {amount}")
         payment = self._sign(channel, channel.change_value - amount, channel.change_address)
         if channel.family == "v1":
-            response = self._send("PUT", channel.channel_url, _PAY_OK, params=[("payment", payment.v1_payload())])
+            response = yield from self._send("PUT", channel.channel_url, _PAY_OK,
+                                             params=[("payment", payment.v1_payload())])
         elif channel.family == "v2":
-            response = self._send("PUT", channel.channel_url, _PAY_OK, body=payment.v2_seed_body(application_data))
+            response = yield from self._send("PUT", channel.channel_url, _PAY_OK,
+                                             body=payment.v2_seed_body(application_data))
         else:
-            response = self._send("PUT", channel.channel_url, _PAY_OK, params=[("secret", channel.secret)],
+            response = yield from self._send("PUT", channel.channel_url, _PAY_OK, params=[("secret", channel.secret)],
                                   body=payment.v2_3_compact_body(application_data))
         result = PaymentResult.from_response(self._json(response))
         updated = channel.with_payment(payment.change_value, payment.signature).with_result(result)
         return ChannelUpdate(updated, result)
 
-    def close(self, channel: ClientChannel, refund_address: str | None = None, *, fee: int = 0) -> ChannelUpdate:
+    def close_flow(self, channel: ClientChannel, refund_address: str | None = None, *, fee: int = 0
+                   ) -> Flow[ChannelUpdate]:
         """Ask the server to settle (spec 7.4): v1 DELETE with the latest payment; v2 closing payment.
 
         v2-seed: zero-value payment with change to the refund address; v2.3.0: the payment's value is `fee`.
@@ -191,7 +184,7 @@ class PaychanClient:
             sig = channel.latest_signature
             latest = SignedPayment(channel.funding_outpoint, channel.redeem_script, channel.change_value,
                                    channel.change_address, sig)
-            response = self._send("DELETE", url, _CLOSE_OK, params=[("payment", latest.v1_payload())])
+            response = yield from self._send("DELETE", url, _CLOSE_OK, params=[("payment", latest.v1_payload())])
             updated = channel
         else:
             if isinstance(fee, bool) or not isinstance(fee, int) or fee < 0:
@@ -203,9 +196,9 @@ class PaychanClient:
             refund = parse_address(refund_address or channel.refund_address, self.network).text
             payment = self._sign(channel, channel.change_value - fee, refund)
             if channel.family == "v2":
-                response = self._send("PUT", url, _CLOSE_OK, body=payment.v2_seed_body())
+                response = yield from self._send("PUT", url, _CLOSE_OK, body=payment.v2_seed_body())
             else:
-                response = self._send("PUT", url, _CLOSE_OK, params=[("secret", channel.secret)],
+                response = yield from self._send("PUT", url, _CLOSE_OK, params=[("secret", channel.secret)],
                                       body=payment.v2_3_body())
             updated = replace(channel.with_payment(payment.change_value, payment.signature), change_address=refund)
         result = PaymentResult.from_response(self._json(response))
@@ -227,6 +220,126 @@ class PaychanClient:
                                   f"the client on {self.network.params.name}")
         return sign(channel.client_key, channel.funding_outpoint, channel.redeem_script, change_value, change_address,
                     self.network, channel.dust_limit)
+
+
+def _failed(request: httpx.Request, exc: httpx.HTTPError) -> TransportError:
+    return TransportError(f"{request.method} {request.url} failed: {exc or type(exc).__name__}")
+
+
+def run_flow(flow: Flow[T], http: httpx.Client) -> T:
+    """Drive a flow over a synchronous httpx client."""
+    try:
+        request = next(flow)
+        while True:
+            try:
+                response = http.send(request)
+            except httpx.HTTPError as exc:
+                raise _failed(request, exc) from None
+            request = flow.send(response)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def run_flow_async(flow: Flow[T], http: httpx.AsyncClient) -> T:
+    """Drive a flow over an asynchronous httpx client."""
+    try:
+        request = next(flow)
+        while True:
+            try:
+                response = await http.send(request)
+            except httpx.HTTPError as exc:
+                raise _failed(request, exc) from None
+            request = flow.send(response)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+class PaychanClient(ClientFlows):
+    """A synchronous RBPCP client for one server endpoint and network."""
+
+    def __init__(self, endpoint: str, network: Network, *, http: httpx.Client | None = None,
+                 timeout: float = 10) -> None:
+        super().__init__(endpoint, network)
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client(timeout=timeout)
+
+    def __enter__(self) -> PaychanClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Close the HTTP connection pool if this client created it."""
+        if self._owns_http:
+            self._http.close()
+
+    def funding_info(self, client_pubkey: PublicKey, exp_time: int, family: Family) -> FundingInfo:
+        """Fetch the channel terms and check the server's funding address against ours (spec 3.3)."""
+        return run_flow(self.funding_info_flow(client_pubkey, exp_time, family), self._http)
+
+    def begin_open(self, client_pubkey: PublicKey, exp_time: int) -> str:
+        """v2-seed begin_open: the server's channel URL for the funding it found (spec 6.3 #2)."""
+        return run_flow(self.begin_open_flow(client_pubkey, exp_time), self._http)
+
+    def open_channel(self, key: PrivateKey, exp_time: int, funding: OutPoint, funding_value: int, family: Family,
+                     **options: Any) -> ChannelUpdate:
+        """Sign and send the opening payment (spec 6.2 #2, 6.3 #3, 6.4 #2); options as open_channel_flow."""
+        return run_flow(self.open_channel_flow(key, exp_time, funding, funding_value, family, **options), self._http)
+
+    def pay(self, channel: ClientChannel, amount: int, *, application_data: str = "") -> ChannelUpdate:
+        """Send `amount` more (spec 6.2 #3, 6.3 #4, 6.4 #3)."""
+        return run_flow(self.pay_flow(channel, amount, application_data=application_data), self._http)
+
+    def close(self, channel: ClientChannel, refund_address: str | None = None, *, fee: int = 0) -> ChannelUpdate:
+        """Ask the server to settle (spec 7.4)."""
+        return run_flow(self.close_flow(channel, refund_address, fee=fee), self._http)
+
+
+class AsyncPaychanClient(ClientFlows):
+    """The asynchronous RBPCP client: the same protocol as PaychanClient over httpx.AsyncClient."""
+
+    def __init__(self, endpoint: str, network: Network, *, http: httpx.AsyncClient | None = None,
+                 timeout: float = 10) -> None:
+        super().__init__(endpoint, network)
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+
+    async def __aenter__(self) -> AsyncPaychanClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.release()
+
+    async def release(self) -> None:
+        """Close the HTTP connection pool if this client created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def funding_info(self, client_pubkey: PublicKey, exp_time: int, family: Family) -> FundingInfo:
+        """Fetch the channel terms and check the server's funding address against ours (spec 3.3)."""
+        return await run_flow_async(self.funding_info_flow(client_pubkey, exp_time, family), self._http)
+
+    async def begin_open(self, client_pubkey: PublicKey, exp_time: int) -> str:
+        """v2-seed begin_open (spec 6.3 #2)."""
+        return await run_flow_async(self.begin_open_flow(client_pubkey, exp_time), self._http)
+
+    async def open_channel(self, key: PrivateKey, exp_time: int, funding: OutPoint, funding_value: int,
+                           family: Family, **options: Any) -> ChannelUpdate:
+        """Sign and send the opening payment (spec 6.4 #2); options as open_channel_flow."""
+        return await run_flow_async(self.open_channel_flow(key, exp_time, funding, funding_value, family, **options),
+                                    self._http)
+
+    async def pay(self, channel: ClientChannel, amount: int, *, application_data: str = "") -> ChannelUpdate:
+        """Send `amount` more (spec 6.4 #3)."""
+        return await run_flow_async(self.pay_flow(channel, amount, application_data=application_data), self._http)
+
+    async def close(self, channel: ClientChannel, refund_address: str | None = None, *,
+                    fee: int = 0) -> ChannelUpdate:
+        """Ask the server to settle (spec 7.4)."""
+        return await run_flow_async(self.close_flow(channel, refund_address, fee=fee), self._http)
 
 
 def _require_open(channel: ClientChannel) -> None:

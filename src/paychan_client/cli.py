@@ -1,4 +1,4 @@
-"""`paychan-client`: keygen, info, fund, wait-conf, open, pay, close, refund, status; JSON lines on stdout."""
+"""`paychan-client`: keygen, info, fund, wait-conf, open, pay, close, refund, status, get; JSON lines on stdout."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from .api import PaychanClient
 from .draft import ChannelDraft, load_any
 from .errors import ChannelStateError, ClientError, InvalidArgument, StateFileError
 from .models import Family, parse_family
+from .paying import Budget, ChannelWallet, PayingAuth, debug_funder, get_ranges, origin
 from .payments import client_address, parse_address
 from .refund import RefundValidity, SettlementConfirmed, build_refund_tx
 from .rpc import NodeClient
@@ -230,7 +231,7 @@ def cmd_open(ctx: _Context) -> None:
 def cmd_pay(ctx: _Context) -> None:
     """Pay an amount over the open channel."""
     channel = ctx.channel()
-    with ctx.client(channel.network, _origin(channel.channel_url)) as client:
+    with ctx.client(channel.network, origin(channel.channel_url)) as client:
         update = client.pay(channel, ctx.args.amount, application_data=ctx.args.application_data)
     _save(ctx, update.channel)
     ctx.emit({"event": "pay", "change_value": update.channel.change_value,
@@ -240,7 +241,7 @@ def cmd_pay(ctx: _Context) -> None:
 def cmd_close(ctx: _Context) -> None:
     """Ask the server to settle the channel."""
     channel = ctx.channel()
-    with ctx.client(channel.network, _origin(channel.channel_url)) as client:
+    with ctx.client(channel.network, origin(channel.channel_url)) as client:
         update = client.close(channel, ctx.args.refund_address, fee=ctx.args.fee)
     _save(ctx, update.channel)
     ctx.emit({"event": "close", **update.result.to_json()})
@@ -314,9 +315,45 @@ def cmd_status(ctx: _Context) -> None:
     ctx.emit({"event": "status", **state.public_json(), "stage": stage, **validity})
 
 
-def _origin(url: str) -> str:
-    u = httpx.URL(url)
-    return f"{u.scheme}://{u.netloc.decode()}"
+def cmd_get(ctx: _Context) -> None:
+    """GET a URL behind paychan-gateway, paying its 402s from the channel in --state (or a new debug one)."""
+    a = ctx.args
+    wallet = _gateway_wallet(ctx)
+    auth = PayingAuth(wallet, Budget(per_request=a.max_per_request, total=a.budget))
+    http = ctx.http()
+    http.auth = auth
+    if a.output:
+        with open(a.output, "wb") as fh:
+            written, last = get_ranges(http, a.url, fh.write)
+        ctx.emit({"event": "get", "status": last.status_code, "bytes": written, "paid": auth.budget.spent})
+    else:
+        last = http.get(a.url)
+        sys.stdout.buffer.write(last.content)
+        sys.stdout.flush()
+        written = len(last.content)
+        sys.stderr.write(json.dumps({"event": "get", "status": last.status_code, "bytes": written,
+                                     "paid": auth.budget.spent}) + "\n")
+    if last.status_code >= 400:
+        raise ClientError(f"GET {a.url}: {last.status_code} after paying {auth.budget.spent} sat")
+
+
+def _gateway_wallet(ctx: _Context) -> ChannelWallet:
+    """The v2.3 channel in --state, or (with --open-debug) a wallet that opens a debug-funded one there."""
+    a = ctx.args
+    network = Network.parse(a.network or "test")
+    try:
+        state = ctx.load()
+    except StateFileError:
+        if not a.open_debug:
+            raise
+        state = None
+    if isinstance(state, ClientChannel):
+        return ChannelWallet(state.network, channels=[state], on_update=lambda ch: _save(ctx, ch))
+    if not a.open_debug:
+        raise ChannelStateError("no open v2.3 channel in the state file: open one, or give --open-debug")
+    if network is Network.LIVE:
+        raise InvalidArgument("debug funding exists only on test and regtest (spec 9)")
+    return ChannelWallet(network, funder=debug_funder, on_update=lambda ch: _save(ctx, ch))
 
 
 def _fail(message: str) -> int:
@@ -383,6 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_refund)
     p = sub.add_parser("status", parents=[common], help="show the local channel state")
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser("get", parents=[common], help="GET a URL behind paychan-gateway, paying its 402 answers")
+    p.add_argument("url")
+    p.add_argument("--output", "-o", help="write the body here (fetched in paid ranges when metered)")
+    p.add_argument("--max-per-request", type=int, help="pay at most this much for one request")
+    p.add_argument("--budget", type=int, help="pay at most this much in total (an opening payment included)")
+    p.add_argument("--open-debug", action="store_true",
+                   help="no channel yet: open one with the debug-mode fake funding (spec 9; test networks)")
+    p.set_defaults(func=cmd_get)
     return parser
 
 

@@ -24,6 +24,18 @@ log = logging.getLogger("paychan.serve")
 _Config = TypeVar("_Config", bound=InternalServiceConfig)
 
 
+def env_port(default: int) -> int:
+    """The PORT environment variable if set (a port number, else PaychanError), or default."""
+    from paychan_common.errors import PaychanError
+
+    port = os.environ.get("PORT")
+    if not port:
+        return default
+    if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise PaychanError(f"PORT environment variable is not a port number: {port!r}")
+    return int(port)
+
+
 def setup_logging(level: str = "INFO", fmt: LogFormat = "kv") -> None:
     """Structured one-line log records on stderr, secrets masked (paychan_runtime.logs)."""
     configure_logging(level, fmt)

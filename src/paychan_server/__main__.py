@@ -19,7 +19,7 @@ from paychan_common.errors import PaychanError
 from paychan_runtime.config import load_config
 from paychan_runtime.faults import crash_point_from_env
 from paychan_runtime.metrics import enable_multiprocess
-from paychan_runtime.serve import install_uvloop, reuseport_socket, serve_app, setup_logging
+from paychan_runtime.serve import env_port, install_uvloop, reuseport_socket, serve_app, setup_logging
 
 from .app import create_app
 from .config import ServerConfig
@@ -30,12 +30,9 @@ RESPAWN_MAX_DELAY = 5.0
 
 def _load(path: str) -> ServerConfig:
     cfg = load_config(path, ServerConfig)
-    port = os.environ.get("PORT")
-    if port:
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise PaychanError(f"PORT environment variable is not a port number: {port!r}")
-        listen = cfg.listen.model_copy(update={"port": int(port)})
-        cfg = cfg.model_copy(update={"listen": listen})
+    port = env_port(cfg.listen.port)
+    if port != cfg.listen.port:
+        cfg = cfg.model_copy(update={"listen": cfg.listen.model_copy(update={"port": port})})
     return cfg
 
 

@@ -6,80 +6,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 from aiohttp import web
 
-from chan_store.client import ChanStoreClient
-from paychan_common.address import Address
-from paychan_common.errors import ServiceUnavailable
-from paychan_common.keys import PublicKey
-from paychan_common.settlement import MAX_SETTLEMENT_SIZE
-from paychan_runtime.client import InternalClient
-from paychan_runtime.config import ConfigError, load_or_create_secret
-from paychan_runtime.faults import crash_point_from_env
-
-from .adapters.debug_chain import DebugChain
-from .adapters.signer import SignerClient
 from .api.keys import MAX_BODY, SERVICE
 from .api.middleware import add_cors, error_middleware, options_handler
 from .api.openapi import add_openapi_routes
 from .api.v1 import add_routes as add_v1
 from .api.v2 import add_routes as add_v2
 from .config import ServerConfig
-from .domain.clock import Clock
-from .domain.ports import Blockchain, SignerPolicy
-from .domain.service import PayChanService
-from .domain.settler import Settler
 from .operator.features import OperatorFeatures, request_middlewares
 from .operator.hooks import SettlementCounters
 from .operator.metrics import METRICS, ServerMetrics
+from .wiring import service_stack
 
 log = logging.getLogger("paychan.server")
 
 BACKGROUND: web.AppKey[bool] = web.AppKey("background", bool)
-
-
-def make_blockchain(cfg: ServerConfig) -> Blockchain:
-    """The debug chain (documented debug mode) or the bitcoind adapter."""
-    if cfg.debug.enable:
-        return DebugChain(cfg.settlement.fee_rate_sat_per_byte)
-    from .adapters.bitcoind import BitcoindChain
-
-    return BitcoindChain(cfg.bitcoin, cfg.settlement)
-
-
-async def _wait_signer(signer: SignerClient, cfg: ServerConfig, wait_s: float = 60.0) -> tuple[PublicKey, Address]:
-    """Fetch the server key, retrying every 0.1 s until the SigningService answers (spec 10.3)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    while True:
-        try:
-            return await signer.info(cfg.bitcoin.net)
-        except ServiceUnavailable:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-
-
-def check_fee_caps(cfg: ServerConfig, signer: SignerPolicy) -> None:
-    """Refuse to start when a fee this server may ask for can exceed the SigningService's max_fee (spec 8.6):
-    such a settlement would never be signed and its channel would stay closing until the client refunds."""
-    s = cfg.settlement
-    own = s.max_fee_rate_sat_per_byte * MAX_SETTLEMENT_SIZE
-    problem = ""
-    if own > signer.max_fee:
-        problem = (f"settlement.max_fee_rate_sat_per_byte: {s.max_fee_rate_sat_per_byte} sat/byte x "
-                   f"{MAX_SETTLEMENT_SIZE} bytes (the largest settlement) = {own} sat exceeds the "
-                   f"SigningService's max_fee of {signer.max_fee} sat (spec 8.6)")
-    elif s.bump_max_fee > signer.max_fee:
-        problem = (f"settlement.bump_max_fee: {s.bump_max_fee} sat exceeds the SigningService's max_fee "
-                   f"of {signer.max_fee} sat (spec 8.6)")
-    if problem:
-        log.critical("refusing to start: %s", problem)
-        raise ConfigError(problem)
-    log.info("fee caps within the SigningService's max_fee %d sat (dust limit %d)", signer.max_fee,
-             signer.dust_limit)
 
 
 def create_app(cfg: ServerConfig, *, background: bool = True) -> web.Application:
@@ -105,46 +48,26 @@ async def _health(request: web.Request) -> web.Response:
 
 def _resources(cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        token = load_or_create_secret(Path(cfg.auth.token_file))
-        cs = cfg.chan_store
-        store = ChanStoreClient(cs.url, token, unix_path=cs.unix_path, pool_size=cs.pool_size)
-        ss = cfg.signing_service
-        signer = SignerClient(InternalClient(ss.url, token, unix_path=ss.unix_path, pool_size=ss.pool_size,
-                                             timeout=ss.timeout_seconds, name="SigningService"))
-        chain = make_blockchain(cfg)
-        try:
-            await chain.startup_check()  # spec 10.4 self-test: a node on another chain is fatal
-            server_pk, destination = await _wait_signer(signer, cfg)
-            signer_policy = await signer.policy()
-            check_fee_caps(cfg, signer_policy)
-        except BaseException:
-            await asyncio.gather(store.close(), signer.close(), chain.close())
-            raise
-        clock = Clock(cfg.debug.time_offset_seconds)
-        svc_settler = Settler(store, signer, chain, destination.script_pubkey, cfg.channel.policy(),
-                              cfg.settlement, clock, signer_policy=signer_policy,
-                              hooks=SettlementCounters(app[METRICS]), crash=crash_point_from_env())
         features = OperatorFeatures.create(cfg, app[METRICS])
-        svc = PayChanService(cfg, store, chain, svc_settler, server_pk, clock, hooks=features.hooks)
-        app[SERVICE] = svc
         try:
-            if app[BACKGROUND]:
-                await features.start_management(cfg, svc, store, chain)
-        except BaseException:
+            async with service_stack(cfg, features.hooks, SettlementCounters(app[METRICS])) as stack:
+                svc = stack.service
+                app[SERVICE] = svc
+                if app[BACKGROUND]:
+                    await features.start_management(cfg, svc, stack.store, stack.chain)
+                task = asyncio.create_task(stack.settler.run()) if app[BACKGROUND] else None
+                if cfg.debug.enable:
+                    log.warning("DEBUG MODE: fake funding derived from client keys; settlements are not broadcast")
+                log.info("PayChanServer ready: server key %s, network %s", stack.server_pubkey.hex,
+                         cfg.bitcoin.network)
+                try:
+                    yield
+                finally:
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+        finally:
             await features.close()
-            await asyncio.gather(store.close(), signer.close(), chain.close())
-            raise
-        task = asyncio.create_task(svc_settler.run()) if app[BACKGROUND] else None
-        if cfg.debug.enable:
-            log.warning("DEBUG MODE: fake funding derived from client keys; settlements are not broadcast")
-        log.info("PayChanServer ready: server key %s, network %s", server_pk.hex, cfg.bitcoin.network)
-        yield
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await features.close()
-        await asyncio.gather(store.close(), signer.close(), chain.close())
 
     return ctx
-

@@ -28,6 +28,25 @@ class ServiceRef(StrictSection):
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
 
 
+class ChanStoreRef(ServiceRef):
+    """ChanStore: `url`, and optionally more instances of the same PostgreSQL-backed store to fail over to."""
+
+    failover_urls: list[str] = Field(default_factory=list, max_length=16)
+
+    @property
+    def urls(self) -> list[str]:
+        """Every instance, `url` first."""
+        return [self.url, *self.failover_urls]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ChanStoreRef:
+        if len(set(self.urls)) != len(self.urls):
+            raise ValueError("chan_store.failover_urls: every ChanStore URL must be distinct")
+        if self.failover_urls and self.unix_path is not None:
+            raise ValueError("chan_store.failover_urls: not with unix_path (one socket is one instance)")
+        return self
+
+
 class ChannelConfig(StrictSection):
     dust_limit: int = Field(default=700, ge=0)
     open_price: int = Field(default=100_000, ge=0)
@@ -137,7 +156,7 @@ class ServerConfig(StrictSection):
     settlement: SettlementConfig = SettlementConfig()
     debug: DebugConfig = DebugConfig()
     auth: AuthConfig
-    chan_store: ServiceRef = ServiceRef()
+    chan_store: ChanStoreRef = ChanStoreRef()
     signing_service: ServiceRef = ServiceRef(url="http://127.0.0.1:17081")
     callback: CallbackConfig = CallbackConfig()
     management: ManagementConfig = ManagementConfig()

@@ -6,13 +6,16 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from chan_store import keys
 from chan_store.contract import ChannelExistsAt, PaymentApplied, PaymentItem, StateConflict, state_digest
+from chan_store.engine import ChannelEngine
 from chan_store.leveldb_storage import LevelDBStorage
 from chan_store.memory_storage import MemoryStorage
+from chan_store.postgres import PostgresChannelStore
 from chan_store.storage import Storage, StorageError, WriteBatch
 from chan_store.store import ChannelStore
 from paychan_common.errors import (
@@ -26,6 +29,7 @@ from paychan_common.errors import (
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import OutPoint
 from tests.support.channels import OPENED_AT, STORE_EXP_TIME, make_channel, with_status
+from tests.support.postgres import fresh_pg_engine
 from tests.support.storage import WAIT, FatalRecorder, GatedWriter
 
 # --------------------------------------------------------------------------- fixtures
@@ -52,14 +56,40 @@ def fatal() -> FatalRecorder:
 
 
 @pytest.fixture
-def store(storage: Storage, fatal: FatalRecorder) -> ChannelStore:
-    """A loaded ChannelStore over the adapter under test."""
+def kv_store(storage: Storage, fatal: FatalRecorder) -> ChannelStore:
+    """A loaded ChannelStore over the key-value adapter under test (for tests that look at the storage)."""
     core = ChannelStore(storage, on_fatal=fatal)
     core.load()
     return core
 
 
-async def close_channel(store: ChannelStore, state: ChannelState) -> ChannelState:
+ENGINES = [*ADAPTERS, "postgres"]
+
+
+@pytest.fixture(params=ENGINES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path, fatal: FatalRecorder) -> AsyncIterator[Any]:
+    """The channel-engine contract: every engine in turn (LevelDB's single writer over each key-value
+    adapter, and PostgreSQL, where the database decides every write)."""
+    if request.param == "postgres":
+        engine = await fresh_pg_engine(request.getfixturevalue("pg_server"))
+        yield engine
+        await engine.close()
+        return
+    opened = open_storage(request.param, tmp_path / "db")
+    core = ChannelStore(opened, on_fatal=fatal)
+    core.load()
+    yield core
+    await opened.close()
+
+
+async def counts(store: ChannelEngine) -> dict[str, int]:
+    """The engine's channel counts, refreshed from the database where the engine keeps none itself."""
+    if isinstance(store, PostgresChannelStore):
+        await store.refresh_counts()
+    return store.counts()
+
+
+async def close_channel(store: ChannelEngine, state: ChannelState) -> ChannelState:
     """open -> closing -> closed through compare-and-set."""
     closing = await store.compare_and_set(state_digest(state), with_status(state, Status.CLOSING))
     return await store.compare_and_set(state_digest(closing), with_status(closing, Status.CLOSED, "ab" * 32))
@@ -68,15 +98,15 @@ async def close_channel(store: ChannelStore, state: ChannelState) -> ChannelStat
 # --------------------------------------------------------------------------- create / get
 
 
-async def test_create_then_get(store: ChannelStore) -> None:
+async def test_create_then_get(store: ChannelEngine) -> None:
     chan = make_channel(1)
     assert await store.create(chan.state) == chan.state
     assert await store.get(chan.outpoint) == chan.state
     assert await store.get(make_channel(2).outpoint) is None
-    assert store.counts() == {"open": 1, "closing": 0, "closed": 0}
+    assert await counts(store) == {"open": 1, "closing": 0, "closed": 0}
 
 
-async def test_create_same_outpoint_exists(store: ChannelStore) -> None:
+async def test_create_same_outpoint_exists(store: ChannelEngine) -> None:
     chan = make_channel(1)
     await store.create(chan.state)
     with pytest.raises(ChannelExistsAt) as info:
@@ -87,7 +117,7 @@ async def test_create_same_outpoint_exists(store: ChannelStore) -> None:
     assert "funding outpoint" in info.value.message
 
 
-async def test_create_open_channel_for_same_key_exists(store: ChannelStore) -> None:
+async def test_create_open_channel_for_same_key_exists(store: ChannelEngine) -> None:
     first = make_channel(1)
     second = make_channel(1, vout=first.outpoint.vout + 1)
     assert first.state.client_pubkey == second.state.client_pubkey
@@ -100,7 +130,7 @@ async def test_create_open_channel_for_same_key_exists(store: ChannelStore) -> N
     assert await store.get(second.outpoint) is None
 
 
-async def test_closing_channel_for_same_key_does_not_block(store: ChannelStore) -> None:
+async def test_closing_channel_for_same_key_does_not_block(store: ChannelEngine) -> None:
     first = make_channel(1)
     await store.create(first.state)
     await store.compare_and_set(state_digest(first.state), with_status(first.state, Status.CLOSING))
@@ -108,7 +138,7 @@ async def test_closing_channel_for_same_key_does_not_block(store: ChannelStore) 
     await store.create(second.state)  # only an OPEN channel of the key blocks (spec 6.5)
 
 
-async def test_closed_channel_for_same_key_does_not_block_new_outpoint(store: ChannelStore) -> None:
+async def test_closed_channel_for_same_key_does_not_block_new_outpoint(store: ChannelEngine) -> None:
     first = make_channel(1)
     await store.create(first.state)
     await close_channel(store, first.state)
@@ -119,7 +149,7 @@ async def test_closed_channel_for_same_key_does_not_block_new_outpoint(store: Ch
     assert info.value.existing_outpoint == first.outpoint
 
 
-async def test_create_refuses_non_open_state(store: ChannelStore) -> None:
+async def test_create_refuses_non_open_state(store: ChannelEngine) -> None:
     chan = make_channel(1)
     with pytest.raises(InvalidInput):
         await store.create(with_status(chan.state, Status.CLOSING))
@@ -130,15 +160,15 @@ async def test_create_refuses_non_open_state(store: ChannelStore) -> None:
     assert await store.get(chan.outpoint) is None
 
 
-async def test_concurrent_creates_of_one_channel_exactly_one_wins(store: ChannelStore) -> None:
+async def test_concurrent_creates_of_one_channel_exactly_one_wins(store: ChannelEngine) -> None:
     chan = make_channel(1)
     outcomes = await asyncio.gather(*(store.create(chan.state) for _ in range(20)), return_exceptions=True)
     assert sum(1 for o in outcomes if o == chan.state) == 1
     assert sum(1 for o in outcomes if isinstance(o, ChannelExistsAt)) == 19
-    assert store.counts()["open"] == 1
+    assert (await counts(store))["open"] == 1
 
 
-async def test_concurrent_creates_of_one_key_exactly_one_wins(store: ChannelStore) -> None:
+async def test_concurrent_creates_of_one_key_exactly_one_wins(store: ChannelEngine) -> None:
     chans = [make_channel(1, vout=v) for v in range(10)]
     outcomes = await asyncio.gather(*(store.create(c.state) for c in chans), return_exceptions=True)
     winners = [o for o in outcomes if isinstance(o, ChannelState)]
@@ -150,7 +180,7 @@ async def test_concurrent_creates_of_one_key_exactly_one_wins(store: ChannelStor
 # --------------------------------------------------------------------------- payments
 
 
-async def test_apply_payments_in_order(store: ChannelStore) -> None:
+async def test_apply_payments_in_order(store: ChannelEngine) -> None:
     chan = make_channel(1)
     await store.create(chan.state)
     start = chan.state.change_value
@@ -169,7 +199,7 @@ async def test_apply_payments_in_order(store: ChannelStore) -> None:
     assert state.signature == item.der
 
 
-async def test_item_without_time_takes_the_call_time(store: ChannelStore) -> None:
+async def test_item_without_time_takes_the_call_time(store: ChannelEngine) -> None:
     chan = make_channel(1)
     await store.create(chan.state)
     item = dataclasses.replace(chan.pay(chan.state.change_value - 1), now=None)
@@ -178,7 +208,7 @@ async def test_item_without_time_takes_the_call_time(store: ChannelStore) -> Non
     assert state is not None and state.last_payment_time == OPENED_AT + 777
 
 
-async def test_out_of_order_payment(store: ChannelStore) -> None:
+async def test_out_of_order_payment(store: ChannelEngine) -> None:
     chan = make_channel(1)
     await store.create(chan.state)
     start = chan.state.change_value
@@ -192,14 +222,14 @@ async def test_out_of_order_payment(store: ChannelStore) -> None:
     assert isinstance(same, PaymentApplied) and same.value_received == 0
 
 
-async def test_payment_to_unknown_channel(store: ChannelStore) -> None:
+async def test_payment_to_unknown_channel(store: ChannelEngine) -> None:
     [result] = await store.apply_payments([make_channel(9).pay(1000)], OPENED_AT)
     assert isinstance(result, ChannelNotFound)
     assert result.status == 404
 
 
 @pytest.mark.parametrize("status", [Status.CLOSING, Status.CLOSED])
-async def test_payment_to_closing_or_closed_channel_is_gone(store: ChannelStore, status: Status) -> None:
+async def test_payment_to_closing_or_closed_channel_is_gone(store: ChannelEngine, status: Status) -> None:
     chan = make_channel(1)
     await store.create(chan.state)
     closing = await store.compare_and_set(state_digest(chan.state), with_status(chan.state, Status.CLOSING))
@@ -211,7 +241,8 @@ async def test_payment_to_closing_or_closed_channel_is_gone(store: ChannelStore,
     assert result.status == 410
 
 
-async def test_batch_with_mixed_results_is_one_commit(store: ChannelStore, storage: Storage) -> None:
+async def test_batch_with_mixed_results_is_one_commit(kv_store: ChannelStore, storage: Storage) -> None:
+    store = kv_store
     a, b, c = make_channel(1), make_channel(2), make_channel(3)
     for chan in (a, b, c):
         await store.create(chan.state)
@@ -236,14 +267,15 @@ async def test_batch_with_mixed_results_is_one_commit(store: ChannelStore, stora
     assert state_b is not None and state_b.change_value == start_b - 300
 
 
-async def test_all_failed_batch_writes_nothing(store: ChannelStore, storage: Storage) -> None:
+async def test_all_failed_batch_writes_nothing(kv_store: ChannelStore, storage: Storage) -> None:
+    store = kv_store
     before = storage.stats().writes
     results = await store.apply_payments([make_channel(4).pay(5)], OPENED_AT)
     assert isinstance(results[0], ChannelNotFound)
     assert storage.stats().writes == before
 
 
-async def test_apply_payments_refuses_bad_calls(store: ChannelStore) -> None:
+async def test_apply_payments_refuses_bad_calls(store: ChannelEngine) -> None:
     with pytest.raises(InvalidInput):
         await store.apply_payments([], -1)
     with pytest.raises(InvalidInput):
@@ -255,7 +287,8 @@ async def test_apply_payments_refuses_bad_calls(store: ChannelStore) -> None:
 # --------------------------------------------------------------------------- compare-and-set and indexes
 
 
-async def test_cas_success_moves_index_entries(store: ChannelStore, storage: Storage) -> None:
+async def test_cas_success_moves_index_entries(kv_store: ChannelStore, storage: Storage) -> None:
+    store = kv_store
     chan = make_channel(1)
     await store.create(chan.state)
     op = chan.outpoint.serialize()
@@ -269,10 +302,10 @@ async def test_cas_success_moves_index_entries(store: ChannelStore, storage: Sto
     assert storage.get(closing_key) == b""
     assert storage.get(keys.channel_key(op)) == closing.serialize()
     assert await store.get(chan.outpoint) == closing
-    assert store.counts() == {"open": 0, "closing": 1, "closed": 0}
+    assert await counts(store) == {"open": 0, "closing": 1, "closed": 0}
 
 
-async def test_cas_conflict_returns_current(store: ChannelStore) -> None:
+async def test_cas_conflict_returns_current(store: ChannelEngine) -> None:
     chan = make_channel(1)
     await store.create(chan.state)
     await store.apply_payments([chan.pay(chan.state.change_value - 10)], OPENED_AT)
@@ -284,7 +317,7 @@ async def test_cas_conflict_returns_current(store: ChannelStore) -> None:
     assert await store.get(chan.outpoint) == current
 
 
-async def test_concurrent_cas_exactly_one_wins(store: ChannelStore) -> None:
+async def test_concurrent_cas_exactly_one_wins(store: ChannelEngine) -> None:
     chan = make_channel(1)
     await store.create(chan.state)
     digest = state_digest(chan.state)
@@ -294,7 +327,7 @@ async def test_concurrent_cas_exactly_one_wins(store: ChannelStore) -> None:
     assert sum(1 for o in outcomes if isinstance(o, StateConflict)) == 9
 
 
-async def test_cas_unknown_and_identity_changes(store: ChannelStore) -> None:
+async def test_cas_unknown_and_identity_changes(store: ChannelEngine) -> None:
     chan = make_channel(1)
     with pytest.raises(ChannelNotFound):
         await store.compare_and_set(state_digest(chan.state), chan.state)
@@ -307,7 +340,7 @@ async def test_cas_unknown_and_identity_changes(store: ChannelStore) -> None:
     assert await store.compare_and_set(state_digest(chan.state), chan.state) == chan.state  # no-op
 
 
-async def test_closed_channels_leave_memory_and_stay_readable(store: ChannelStore) -> None:
+async def test_closed_channels_leave_memory_and_stay_readable(store: ChannelEngine) -> None:
     chans = [make_channel(i) for i in range(3)]
     for chan in chans:
         await store.create(chan.state)
@@ -315,13 +348,13 @@ async def test_closed_channels_leave_memory_and_stay_readable(store: ChannelStor
     closed = await close_channel(store, chans[0].state)
     assert store.memory()["live"] == 2
     assert await store.get(chans[0].outpoint) == closed
-    assert store.counts() == {"open": 2, "closing": 0, "closed": 1}
+    assert await counts(store) == {"open": 2, "closing": 0, "closed": 1}
     # a closed channel can still be updated by compare-and-set (read from storage)
     confirmed = dataclasses.replace(closed, settlement_fee=1234)
     assert await store.compare_and_set(state_digest(closed), confirmed) == confirmed
     assert store.memory()["live"] == 2
     assert await store.get(chans[0].outpoint) == confirmed
-    assert store.counts()["closed"] == 1
+    assert (await counts(store))["closed"] == 1
 
 
 async def test_cache_is_bounded(storage: Storage, fatal: FatalRecorder) -> None:
@@ -336,7 +369,7 @@ async def test_cache_is_bounded(storage: Storage, fatal: FatalRecorder) -> None:
     assert store.memory()["cached"] == 2
 
 
-async def test_list_by_status_expiry_client_and_pages(store: ChannelStore) -> None:
+async def test_list_by_status_expiry_client_and_pages(store: ChannelEngine) -> None:
     chans = [make_channel(i, exp_time=STORE_EXP_TIME + 10 * (5 - i)) for i in range(6)]  # decreasing expiry
     for chan in chans:
         await store.create(chan.state)
@@ -376,7 +409,7 @@ async def test_list_by_status_expiry_client_and_pages(store: ChannelStore) -> No
     assert (await store.list(client_pubkey=chans[1].state.client_pubkey, status=Status.OPEN)).states == ()
 
 
-async def test_list_by_client_across_channels(store: ChannelStore) -> None:
+async def test_list_by_client_across_channels(store: ChannelEngine) -> None:
     first = make_channel(1, vout=0)
     await store.create(first.state)
     await close_channel(store, first.state)
@@ -388,7 +421,7 @@ async def test_list_by_client_across_channels(store: ChannelStore) -> None:
     assert rest.states[0] == second.state
 
 
-async def test_list_refuses_bad_queries(store: ChannelStore) -> None:
+async def test_list_refuses_bad_queries(store: ChannelEngine) -> None:
     with pytest.raises(InvalidInput):
         await store.list(expiring_before=5)  # needs an index
     with pytest.raises(InvalidInput):

@@ -104,7 +104,9 @@ async def assert_error(resp: Any, status: int, cls: str, code: str | None = None
 async def test_health_needs_no_token(client: Client) -> None:
     resp = await client.get("/health")
     assert resp.status == 200
-    assert await resp.json() == {"ok": True}
+    body = await resp.json()
+    assert body["ok"] is True
+    assert body["store_id"].startswith("leveldb:")
 
 
 @pytest.mark.parametrize("method, path", [

@@ -4,9 +4,10 @@ Fixtures: `regtest_node` (module) and `regtest_node_fresh` (per test), a real bi
 and 101 blocks; `services_factory` (per test) and `module_services_factory` (per module), which start the three
 services as subprocesses on reserved ports and stop them afterwards, and `services`, the default debug stack;
 `shared_services`, one per module, and `node_services`, the three on the module's regtest node;
-`stack`, the in-process stack of the integration tier. A test that fails gets its services' log tails in the
-report. The pieces themselves live beside this file: ports, services, regtest, regtest_stack, stack, channels,
-fakes."""
+`stack`, the in-process stack of the integration tier; `pg_server` (session), a real PostgreSQL server run as
+an unprivileged user, and `pg_engine`, ChanStore's PostgreSQL engine on an empty table. A test that fails
+gets its services' log tails in the report. The pieces themselves live beside this file: ports, services,
+regtest, regtest_stack, stack, channels, fakes, postgres, synthetic."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from chan_store.postgres import PostgresChannelStore
+from tests.support.postgres import PostgresServer, fresh_pg_engine
 from tests.support.regtest import RegtestNode, funded_node
 from tests.support.regtest_stack import regtest_services
 from tests.support.services import Services
@@ -113,3 +116,20 @@ async def stack(tmp_path: Path, aiohttp_server: AiohttpServer, aiohttp_client: A
     """The in-process stack (ChanStore, SigningService, PayChanServer with management), no callback."""
     async for s in start_stack(tmp_path, aiohttp_server, aiohttp_client):
         yield s
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole test session (fsync and synchronous_commit on)."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+async def pg_engine(pg_server: PostgresServer) -> AsyncIterator[PostgresChannelStore]:
+    """ChanStore's PostgreSQL engine on an empty channels table."""
+    engine = await fresh_pg_engine(pg_server)
+    yield engine
+    await engine.close()

@@ -85,7 +85,7 @@ def test_the_graph_sees_the_known_edges() -> None:
     """The graph builder itself: a relative import and a `from pkg import module` both resolve."""
     graph = imports()
     assert f"{SERVER}.domain.ports" in graph[f"{SERVER}.domain.settler"]
-    assert f"{SERVER}.domain.service" in graph[f"{SERVER}.app"]
+    assert f"{SERVER}.domain.service" in graph[f"{SERVER}.wiring"]
     assert "aiohttp" in {d.split(".")[0] for d in graph[f"{SERVER}.app"]}
 
 
