@@ -12,6 +12,7 @@ import signal
 import sys
 
 from paychan_common.errors import PaychanError
+from paychan_common.version import version_string
 from paychan_runtime.config import load_config
 from paychan_runtime.metrics import enable_multiprocess
 from paychan_runtime.serve import env_port, install_uvloop, reuseport_socket, serve_app, setup_logging
@@ -40,6 +41,7 @@ def _worker(path: str, index: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one process, or a supervisor of N SO_REUSEPORT workers."""
     parser = argparse.ArgumentParser(prog="paychan-server", description=__doc__)
+    parser.add_argument("--version", action="version", version=version_string("paychan-server"))
     parser.add_argument("config", help="path to server.toml")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: listen.workers)")
     args = parser.parse_args(argv)
