@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright import sync_api as playwright_sync
 
 from tests.functional.channel_helper import TestChannel
 from tests.functional.services import PROJECT_ROOT, Services, free_port, now
@@ -26,7 +27,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 TIMEOUT_MS = 15_000
 
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright package (test extras)")
 
 
 @pytest.fixture

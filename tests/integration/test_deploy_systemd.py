@@ -70,3 +70,15 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
         level = re.search(r"Overall exposure level for \S+: ([0-9.]+)", sec.stdout + sec.stderr)
         assert level is not None, sec.stdout + sec.stderr
         assert float(level.group(1)) < 3.0, f"{unit}: exposure {level.group(1)}"
+
+
+@pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="systemd-sysusers is not installed")
+def test_sysusers_file_creates_the_three_users_in_group_paychan(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    out = subprocess.run(["systemd-sysusers", f"--root={tmp_path}", "--dry-run",
+                          str(UNITS / "paychan.sysusers.conf")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout + out.stderr
+    assert "Creating group 'paychan'" in text
+    for _, _, user, _ in SERVICES.values():
+        assert re.search(rf"Creating user '{user}' .* and GID", text), text
