@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -27,8 +28,16 @@ from tests.support.services import PROJECT_ROOT, wait_until
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
 
-# The machine is shared: the 3 s goals of docs/OPERATIONS.md hold on an idle machine; this factor covers load.
-STARTUP_SLACK = float(os.environ.get("PAYCHAN_STARTUP_SLACK", "3"))
+
+
+def fail_fast_bound() -> float:
+    """The issue's 3 s on an idle machine (where a service's interpreter reaches its config in ~0.5 s), scaled
+    by what that costs on this machine now: CI and developers share cores with other work."""
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "signing_service", "--version"], cwd=PROJECT_ROOT, check=True,
+                   capture_output=True, timeout=60)
+    return max(3.0, 6 * (time.monotonic() - started))
+
 DEBUG_SERVER_KEY = "0225b3aaf58992a8cc909522c2ec859ef218fd29fda0a6723cfb4e0529f80cc8f3"
 CLIENT_PK = "034f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"
 
@@ -119,7 +128,8 @@ def test_run_everything_starts_serves_and_stops(tmp_path: Path) -> None:
         assert f"127.0.0.1:{port} (PayChanServer listen.port)" in second.stderr
         assert "paychan is up" not in second.stdout
         log.info("refused in %.1f s", refused_in)
-        assert refused_in < 3 * STARTUP_SLACK, f"refusal took {refused_in:.1f} s"
+        bound = fail_fast_bound()
+        assert refused_in < bound, f"refusal took {refused_in:.1f} s (bound {bound:.1f} s)"
         log.info("SIGTERM stops all three services and the script")
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
@@ -154,7 +164,8 @@ def test_run_everything_reports_a_config_typo_at_once(tmp_path: Path) -> None:
     assert "settlement.max_feee: Extra inputs are not permitted" in out.stderr  # its last lines, naming the key
     assert "paychan is up" not in out.stdout
     assert out.stdout.rstrip().endswith("stopped")
-    assert took < 3 * STARTUP_SLACK, f"took {took:.1f} s"
+    bound = fail_fast_bound()
+    assert took < bound, f"took {took:.1f} s (bound {bound:.1f} s)"
 
 
 def test_run_everything_refuses_configs_that_disagree(tmp_path: Path) -> None:
