@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,10 +61,11 @@ def proxied(services_factory: ServicesFactory, tmp_path: Path) -> Iterator[tuple
     assert test.returncode == 0, test.stderr
     proc = subprocess.Popen([NGINX, "-p", str(tls), "-c", str(conf)], stderr=subprocess.PIPE)
     base = f"https://127.0.0.1:{https}"
+    trust = ssl.create_default_context(cafile=str(tls / "cert.pem"))
 
     def up() -> bool:
         try:
-            return httpx.get(base + "/health", verify=str(tls / "cert.pem"), timeout=1).status_code == 200
+            return httpx.get(base + "/health", verify=trust, timeout=1).status_code == 200
         except httpx.HTTPError:
             assert proc.poll() is None, (tls / "error.log").read_text()
             return False
@@ -83,7 +85,7 @@ def test_readme_walkthrough_through_nginx_tls(proxied: tuple[Services, str, Path
     assert uris and all(u.startswith(base + "/v2/channels/") for u in uris), uris  # the proxy's scheme and host
     r = httpx.get(f"http://127.0.0.1:{http}/health", timeout=5)
     assert r.status_code == 308 and r.headers["location"] == "https://127.0.0.1/health"
-    r = httpx.get(base + "/health", verify=str(cert), timeout=5)
+    r = httpx.get(base + "/health", verify=ssl.create_default_context(cafile=str(cert)), timeout=5)
     assert r.headers["strict-transport-security"].startswith("max-age=")
     log = (cert.parent / "access.log").read_text()
     assert "PUT /v1/channels/" in log and "payment=" not in log and "secret=" not in log
