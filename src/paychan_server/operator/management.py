@@ -8,6 +8,8 @@ Routes (all need `Authorization: Bearer <management token>`; errors are `{"error
   GET  /totals                                                            money in flight (totals.py)
   GET  /metrics                                                           Prometheus exposition
   GET  /health
+Registered beside them by features.py: the dashboard's feeds (insights.py: /alerts, /revenue, /settlements)
+and the dashboard itself (dashboard.py: /, /login, /logout, /dashboard, /static/*; sign-in in session.py).
 """
 
 from __future__ import annotations

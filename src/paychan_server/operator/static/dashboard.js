@@ -224,7 +224,7 @@ async function refresh() {
     jobs.push(refreshChannel(ch.txid, ch.vout));
   } else {
     jobs.push(api("/totals").then(renderTotals), api("/revenue?hours=24").then(renderRevenue),
-      api("/settlements").then(renderInflight), refreshChannels());
+      api("/settlements?limit=20").then(renderInflight), refreshChannels());
   }
   const results = await Promise.allSettled(jobs);
   const failed = results.filter((r) => r.status === "rejected");
