@@ -15,8 +15,10 @@ import httpx
 import pytest
 from playwright import sync_api as playwright_sync
 
-from tests.functional.channel_helper import TestChannel
-from tests.functional.services import PROJECT_ROOT, Services, free_port, now
+from tests.support.channels import TestChannel
+from tests.support.plugin import ServicesFactory
+from tests.support.ports import reserve_port
+from tests.support.services import PROJECT_ROOT, Services, now
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -30,19 +32,14 @@ TIMEOUT_MS = 15_000
 
 
 @pytest.fixture
-def dashboard_services(tmp_path: Path) -> Iterator[Services]:
-    """The debug stack with the management API on a free port; it polls every 300 ms in the test."""
-    root = tmp_path / "svc"
-    mport = free_port()
-    svc = Services(root, server={"management": {
-        "enable": True, "host": "127.0.0.1", "port": mport, "token_file": str(root / "management.token"),
+def dashboard_services(services_factory: ServicesFactory, tmp_path: Path) -> Services:
+    """The debug stack with the management API on a reserved port (the page polls every 300 ms in the test)."""
+    mport = reserve_port()
+    svc = services_factory(start=False, server={"management": {
+        "enable": True, "host": "127.0.0.1", "port": mport, "token_file": str(tmp_path / "svc" / "management.token"),
         "totals_max_age_seconds": 0}, "settlement": {"confirmations": 1}})
     svc.mgmt_url = f"http://127.0.0.1:{mport}"  # type: ignore[attr-defined]
-    svc.start()
-    try:
-        yield svc
-    finally:
-        svc.stop()
+    return svc.start()
 
 
 @pytest.fixture

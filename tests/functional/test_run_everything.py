@@ -38,6 +38,7 @@ def fail_fast_bound() -> float:
                    capture_output=True, timeout=60)
     return max(3.0, 6 * (time.monotonic() - started))
 
+
 DEBUG_SERVER_KEY = "0225b3aaf58992a8cc909522c2ec859ef218fd29fda0a6723cfb4e0529f80cc8f3"
 CLIENT_PK = "034f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"
 
@@ -118,6 +119,7 @@ def test_run_everything_starts_serves_and_stops(tmp_path: Path) -> None:
         assert r.json()["server_pubkey"] == DEBUG_SERVER_KEY
         assert r.json()["funding_address_copy"].startswith("2")  # testnet P2SH
         log.info("a second copy on the same config is refused quickly, naming the served ports")
+        before = fail_fast_bound()
         started = time.monotonic()
         second = subprocess.run(["bash", "scripts/run_everything.sh", str(conf)], cwd=PROJECT_ROOT, timeout=60,
                                 env=dict(os.environ, PORT=str(port)), capture_output=True, text=True)
@@ -128,7 +130,7 @@ def test_run_everything_starts_serves_and_stops(tmp_path: Path) -> None:
         assert f"127.0.0.1:{port} (PayChanServer listen.port)" in second.stderr
         assert "paychan is up" not in second.stdout
         log.info("refused in %.1f s", refused_in)
-        bound = fail_fast_bound()
+        bound = max(before, fail_fast_bound())
         assert refused_in < bound, f"refusal took {refused_in:.1f} s (bound {bound:.1f} s)"
         log.info("SIGTERM stops all three services and the script")
         proc.send_signal(signal.SIGTERM)
@@ -154,6 +156,7 @@ def test_run_everything_reports_a_config_typo_at_once(tmp_path: Path) -> None:
     text = (conf / "signing.toml").read_text()
     assert "max_fee = " in text
     (conf / "signing.toml").write_text(text.replace("max_fee = ", "max_feee = "))
+    before = fail_fast_bound()
     started = time.monotonic()
     out = subprocess.run(["bash", "scripts/run_everything.sh", str(conf)], cwd=PROJECT_ROOT, timeout=60,
                          capture_output=True, text=True)
@@ -164,7 +167,7 @@ def test_run_everything_reports_a_config_typo_at_once(tmp_path: Path) -> None:
     assert "settlement.max_feee: Extra inputs are not permitted" in out.stderr  # its last lines, naming the key
     assert "paychan is up" not in out.stdout
     assert out.stdout.rstrip().endswith("stopped")
-    bound = fail_fast_bound()
+    bound = max(before, fail_fast_bound())  # the load may change while it runs
     assert took < bound, f"took {took:.1f} s (bound {bound:.1f} s)"
 
 

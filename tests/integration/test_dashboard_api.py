@@ -14,10 +14,8 @@ import pytest
 from paychan_common.tx import OutPoint
 from paychan_server.domain.settler import SettlementAlert
 from paychan_server.operator.session import COOKIE, CSRF_HEADER
-from tests.functional.channel_helper import TestChannel
-from tests.integration.operator_stack import MGMT_TOKEN, Stack, exp_time, stack
-
-__all__ = ["stack"]
+from tests.support.channels import TestChannel
+from tests.support.stack import MGMT_TOKEN, Stack, exp_time
 
 
 async def _raw(stack: Stack, method: str, path: str, **kw: Any) -> tuple[int, dict[str, str], str]:
