@@ -12,6 +12,7 @@ from chan_store.app import create_app
 from chan_store.cli_tools import TOOLS, run_tool
 from chan_store.config import StoreConfig
 from chan_store.storage import StorageError
+from paychan_common.version import version_string
 from paychan_runtime.serve import prepare_internal_service, run_internal_service
 
 log = logging.getLogger("paychan.chanstore")
@@ -24,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_tool(argv)
     parser = argparse.ArgumentParser(prog="chan-store", description="Store channel states durably.",
                                      epilog="Storage tools: chan-store {migrate,backup,restore,digest} --help")
+    parser.add_argument("--version", action="version", version=version_string("chan-store"))
     parser.add_argument("config_file", help="TOML config file (see config/*/store.toml)")
     args = parser.parse_args(argv)
     prepared = prepare_internal_service("chan-store", args.config_file, StoreConfig, "token file", create_app)

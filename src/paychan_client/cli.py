@@ -18,6 +18,7 @@ from paychan_common.errors import PaychanError
 from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
 from paychan_common.tx import OutPoint
+from paychan_common.version import version_string
 from paychan_runtime.bitcoin_rpc import RpcError
 
 from .api import PaychanClient
@@ -376,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     rpc.add_argument("--rpc-cookie", help="bitcoind .cookie file")
 
     parser = _Parser(prog="paychan-client", description="RBPCP payment channel client")
+    parser.add_argument("--version", action="version", version=version_string("paychan-client"))
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("keygen", parents=[common], help="new client key and state file")
     p.add_argument("--refund-address")

@@ -59,21 +59,30 @@ def validation_summary(exc: ValidationError, root: str = "<root>") -> str:
 
 
 def load_or_create_secret(path: Path, nbytes: int = 32) -> str:
-    """Read a hex secret (token) from path, creating it with mode 0600 if missing."""
+    """Read a hex secret (token) from path, creating it with mode 0600 if missing.
+
+    A new secret is written to a private temporary file first and then linked into place, so a process
+    starting at the same moment reads either no file or the whole secret, never an empty one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        text = path.read_text().strip()
-        if not text:
-            raise ConfigError(f"secret file {path} is empty") from None
-        return text
-    value = secrets.token_hex(nbytes)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    return value
+    if not path.exists():
+        value = secrets.token_hex(nbytes)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(value + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(tmp, path)
+            return value
+        except FileExistsError:
+            pass  # another process created it first: read theirs
+        finally:
+            tmp.unlink(missing_ok=True)
+    text = path.read_text().strip()
+    if not text:
+        raise ConfigError(f"secret file {path} is empty")
+    return text
 
 
 def is_loopback(host: str) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
 from paychan_common.errors import PaychanError
+from paychan_common.version import version_string
 from paychan_runtime.config import load_config
 from paychan_runtime.faults import crash_point_from_env
 from paychan_runtime.metrics import enable_multiprocess
@@ -78,6 +79,7 @@ def _supervise(procs: list[BaseProcess], make: Callable[[int], BaseProcess], sto
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one process, or a supervisor of N SO_REUSEPORT workers."""
     parser = argparse.ArgumentParser(prog="paychan-server", description=__doc__)
+    parser.add_argument("--version", action="version", version=version_string("paychan-server"))
     parser.add_argument("config", help="path to server.toml")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: listen.workers)")
     args = parser.parse_args(argv)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from .api.forwarded import forwarded_middleware
 from .api.keys import MAX_BODY, SERVICE
 from .api.middleware import add_cors, error_middleware, options_handler
 from .api.openapi import add_openapi_routes
@@ -28,7 +29,8 @@ BACKGROUND: web.AppKey[bool] = web.AppKey("background", bool)
 def create_app(cfg: ServerConfig, *, background: bool = True) -> web.Application:
     """Build the PayChanServer app; resources are opened and closed by cleanup_ctx."""
     metrics = ServerMetrics()  # served by the management API's /metrics
-    app = web.Application(middlewares=[*request_middlewares(metrics), error_middleware],
+    forwarded = [forwarded_middleware()] if cfg.listen.trust_forwarded_headers else []
+    app = web.Application(middlewares=[*request_middlewares(metrics), *forwarded, error_middleware],
                           client_max_size=cfg.listen.max_body_bytes)
     app[METRICS] = metrics
     app[MAX_BODY] = cfg.listen.max_body_bytes

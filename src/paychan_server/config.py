@@ -17,6 +17,9 @@ class ListenConfig(StrictSection):
     port: int = Field(default=8080, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=16384, ge=1024, le=1 << 20)
+    # Behind a TLS reverse proxy on this host (deploy/nginx/): take the scheme and host of the channel URLs
+    # from X-Forwarded-Proto / X-Forwarded-Host, on connections from loopback only.
+    trust_forwarded_headers: bool = False
 
 
 class ServiceRef(StrictSection):

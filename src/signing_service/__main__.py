@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from paychan_common.version import version_string
 from paychan_runtime.serve import prepare_internal_service, run_internal_service
 
 from .app import KEY_KEY, create_app
@@ -22,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; exit code 2 with a one-line error on a bad config, key or token file."""
     parser = argparse.ArgumentParser(prog="signing-service",
                                      description="Sign settlement transactions with the server key.")
+    parser.add_argument("--version", action="version", version=version_string("signing-service"))
     parser.add_argument("config_file", help="TOML config file (see config/*/signing.toml)")
     args = parser.parse_args(argv)
     def build(config: SigningConfig) -> web.Application:

@@ -49,6 +49,16 @@ def settlement_input(state: ChannelState) -> SettlementInput:
                            state.change_script, ClientSignature(state.signature, state.sighash))
 
 
+@dataclass(frozen=True, slots=True)
+class SettlementAlert:
+    """An ALERT the settler logged and that still holds (until the channel closes)."""
+
+    outpoint: OutPoint
+    kind: str  # "late", "refused" or "conflict"
+    message: str
+    since: int  # wall-clock seconds of the first ALERT line
+
+
 @dataclass(slots=True)
 class _Retry:
     delay: float
@@ -72,6 +82,7 @@ class Settler:
         self._inflight: dict[bytes, asyncio.Future[ChannelState]] = {}
         self._retry: dict[bytes, _Retry] = {}
         self._alerted: dict[tuple[bytes, str], float] = {}
+        self._alerts: dict[tuple[bytes, str], SettlementAlert] = {}
         self._published: set[bytes] = set()  # channels whose settlement this process saw accepted
         self._no_mtp = False
         self.signer_policy = signer_policy
@@ -344,6 +355,12 @@ class Settler:
             return
         self._alerted[(key, kind)] = loop_time
         alert_log.error(message, *args)
+        if (key, kind) not in self._alerts:
+            self._alerts[(key, kind)] = SettlementAlert(OutPoint.parse(key), kind, message % args, self.clock.now())
+
+    def active_alerts(self) -> list[SettlementAlert]:
+        """The ALERTs still holding, oldest first (the management API's `GET /alerts`)."""
+        return sorted(self._alerts.values(), key=lambda a: a.since)
 
     def _forget(self, outpoint: OutPoint) -> None:
         key = outpoint.serialize()
@@ -351,6 +368,7 @@ class Settler:
         self._published.discard(key)
         for kind in ("late", "refused", "conflict", "ceiling"):
             self._alerted.pop((key, kind), None)
+            self._alerts.pop((key, kind), None)
 
     async def settle_expiring(self) -> int:
         """Settle every open channel whose exp_time - settlement_period - margin has passed (chain time)."""

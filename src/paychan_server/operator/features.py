@@ -22,7 +22,9 @@ from ..adapters.callback import ValueCallback
 from ..config import ServerConfig
 from ..domain.ports import Blockchain
 from ..domain.service import PayChanService
+from .dashboard import add_dashboard_routes
 from .hooks import OperatorHooks
+from .insights import add_insight_routes
 from .management import ManagementDeps, create_management_app
 from .metrics import ServerMetrics
 from .totals import TotalsCache, TotalsSource
@@ -74,7 +76,10 @@ class OperatorFeatures:
         token = load_or_create_secret(Path(m.token_file))
         scraper = load_or_create_secret(Path(m.metrics_token_file)) if m.metrics_token_file else None
         deps = ManagementDeps(cfg, svc, store, chain, self.metrics, TotalsCache(store, svc.clock))
-        runner = web.AppRunner(create_management_app(deps, token, scraper), access_log=None, handle_signals=False)
+        app = create_management_app(deps, token, scraper)
+        add_insight_routes(app)
+        add_dashboard_routes(app, token)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
             await web.TCPSite(runner, m.host, m.port, reuse_address=True).start()

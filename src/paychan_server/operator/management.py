@@ -8,6 +8,8 @@ Routes (all need `Authorization: Bearer <management token>`; errors are `{"error
   GET  /totals                                                            money in flight (totals.py)
   GET  /metrics                                                           Prometheus exposition
   GET  /health
+Registered beside them by features.py: the dashboard's feeds (insights.py: /alerts, /revenue, /settlements)
+and the dashboard itself (dashboard.py: /, /login, /logout, /dashboard, /static/*; sign-in in session.py).
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ from ..config import ServerConfig
 from ..domain.ports import Blockchain
 from ..domain.service import PayChanService
 from .metrics import FAMILY_LABEL, ServerMetrics
+from .session import is_open, presented, wants_page
 from .totals import TotalsCache, TotalsSource
 
-__all__ = ["DEPS", "ManagementDeps", "channel_json", "create_management_app"]
+__all__ = ["DEPS", "ManagementDeps", "channel_id", "channel_json", "create_management_app", "with_confirmations"]
 
 log = logging.getLogger("paychan.management")
 
@@ -173,7 +176,8 @@ async def _state(deps: ManagementDeps, request: web.Request) -> ChannelState:
     return state
 
 
-async def _with_confirmations(deps: ManagementDeps, state: ChannelState) -> dict[str, object]:
+async def with_confirmations(deps: ManagementDeps, state: ChannelState) -> dict[str, object]:
+    """channel_json plus the settlement's confirmations as the node reports them."""
     body = channel_json(state, deps.cfg)
     body["settlement_confirmations"] = None
     if state.settlement_txid:
@@ -189,7 +193,7 @@ async def _with_confirmations(deps: ManagementDeps, state: ChannelState) -> dict
 async def get_channel(request: web.Request) -> web.Response:
     """GET /channels/{txid}/{vout}: one channel, with its settlement's confirmations."""
     deps = request.app[DEPS]
-    return json_response(await _with_confirmations(deps, await _state(deps, request)))
+    return json_response(await with_confirmations(deps, await _state(deps, request)))
 
 
 async def close_channel(request: web.Request) -> web.Response:
@@ -205,7 +209,7 @@ async def close_channel(request: web.Request) -> web.Response:
     elif state.status is not Status.CLOSED or _refunded(state):
         label = "refunded" if _refunded(state) else state.status.label
         raise ChannelGone(f"channel is {label}; nothing to settle", code=f"channel_{label}")
-    body = await _with_confirmations(deps, state)
+    body = await with_confirmations(deps, state)
     return json_response({"settlement_txid": state.settlement_txid or None, "channel": body})
 
 
@@ -247,17 +251,23 @@ async def health(request: web.Request) -> web.Response:
 
 
 def auth_middleware(token: str, metrics_token: str | None = None) -> Middleware:
-    """Bearer token on every route (401 JSON otherwise); the metrics token opens GET /metrics only."""
+    """Bearer token (header, or the dashboard's cookie: session.py) on every route but the sign-in page and
+    static files (401 JSON otherwise; the dashboard's pages redirect to /login); the metrics token opens
+    GET /metrics only."""
     expected = ("Bearer " + token).encode()
     scraper = None if not metrics_token else ("Bearer " + metrics_token).encode()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").encode("utf-8", "replace")
-        ok = hmac.compare_digest(given, expected)
+        if is_open(request):
+            return await handler(request)
+        given = presented(request) or [b""]
+        ok = any(hmac.compare_digest(g, expected) for g in given)
         if scraper is not None and request.path == "/metrics" and request.method in ("GET", "HEAD"):
-            ok = hmac.compare_digest(given, scraper) or ok
+            ok = any(hmac.compare_digest(g, scraper) for g in given) or ok
         if not ok:
+            if wants_page(request):
+                raise web.HTTPSeeOther("/login")
             err = Unauthorized("missing or wrong bearer token")
             return json_response(internal_error_body(err), status=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="paychan-management"'})

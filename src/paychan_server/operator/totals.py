@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from chan_store.contract import ChannelPage, StoreStats
 from paychan_common.state import Status
@@ -20,9 +21,12 @@ from paychan_common.tx import OutPoint
 
 from ..domain.clock import ClockPort
 
-__all__ = ["BUCKETS", "Bucket", "Totals", "TotalsCache", "TotalsSource", "bucket_index", "compute_totals"]
+__all__ = [
+    "BUCKETS", "Bucket", "ScanCache", "Totals", "TotalsCache", "TotalsSource", "bucket_index", "compute_totals",
+]
 
 PAGE = 1000  # ChanStore's largest page
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +72,6 @@ class Totals:
     bucket_channels: tuple[int, ...]
     bucket_value: tuple[int, ...]
     computed_seconds: float = 0.0
-    computed_at: float = field(default=0.0, compare=False)  # monotonic clock
 
     @property
     def open_channels(self) -> int:
@@ -111,25 +114,36 @@ async def compute_totals(source: TotalsSource, now: int) -> Totals:
             after = page.next
     stats = await source.stats()
     return Totals(now, dict(stats.counts), unsettled, tuple(channels), tuple(values),
-                  time.perf_counter() - started, time.monotonic())
+                  time.perf_counter() - started)
 
 
-class TotalsCache:
-    """The latest totals; one scan at a time, reused while younger than `max_age` seconds."""
+class ScanCache(Generic[T]):
+    """The latest result of a ChanStore scan; one scan at a time, reused while younger than `max_age` s."""
 
-    def __init__(self, source: TotalsSource, clock: ClockPort) -> None:
-        self._source = source
+    def __init__(self, compute: Callable[[int], Awaitable[T]], clock: ClockPort) -> None:
+        self._compute = compute
         self._clock = clock
         self._lock = asyncio.Lock()
-        self.latest: Totals | None = None
+        self.latest: T | None = None
+        self._at = -math.inf  # monotonic time of the latest scan's end
 
-    async def get(self, max_age: float = 0.0) -> Totals:
-        """Fresh totals (max_age 0), or the cached ones if younger than max_age."""
+    async def get(self, max_age: float = 0.0) -> T:
+        """A fresh result (max_age 0), or the cached one if younger than max_age."""
         requested = time.monotonic()
         async with self._lock:
             latest = self.latest
-            if latest is not None and (latest.computed_at >= requested
-                                       or (max_age > 0 and requested - latest.computed_at < max_age)):
+            if latest is not None and (self._at >= requested or (max_age > 0 and requested - self._at < max_age)):
                 return latest  # computed while we waited, or young enough
-            self.latest = await compute_totals(self._source, self._clock.now())
-            return self.latest
+            latest = await self._compute(self._clock.now())
+            self.latest, self._at = latest, time.monotonic()
+            return latest
+
+
+class TotalsCache(ScanCache[Totals]):
+    """The latest totals (compute_totals over a TotalsSource)."""
+
+    def __init__(self, source: TotalsSource, clock: ClockPort) -> None:
+        async def compute(at: int) -> Totals:
+            return await compute_totals(source, at)
+
+        super().__init__(compute, clock)
