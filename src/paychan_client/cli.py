@@ -225,7 +225,7 @@ def cmd_open(ctx: _Context) -> None:
                                      refund_address=draft.refund_address, info=info)
     _save(ctx, update.channel)
     ctx.emit({"event": "open", "channel_url": update.channel.channel_url, "change_value": update.channel.change_value,
-              **update.result.to_json()})
+              **update.result.model_dump()})
 
 
 def cmd_pay(ctx: _Context) -> None:
@@ -235,7 +235,7 @@ def cmd_pay(ctx: _Context) -> None:
         update = client.pay(channel, ctx.args.amount, application_data=ctx.args.application_data)
     _save(ctx, update.channel)
     ctx.emit({"event": "pay", "change_value": update.channel.change_value,
-              "sighash": f"{update.channel.sighash:02x}", **update.result.to_json()})
+              "sighash": f"{update.channel.sighash:02x}", **update.result.model_dump()})
 
 
 def cmd_close(ctx: _Context) -> None:
@@ -244,7 +244,7 @@ def cmd_close(ctx: _Context) -> None:
     with ctx.client(channel.network, origin(channel.channel_url)) as client:
         update = client.close(channel, ctx.args.refund_address, fee=ctx.args.fee)
     _save(ctx, update.channel)
-    ctx.emit({"event": "close", **update.result.to_json()})
+    ctx.emit({"event": "close", **update.result.model_dump()})
 
 
 def cmd_refund(ctx: _Context) -> None:

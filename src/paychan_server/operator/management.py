@@ -34,6 +34,7 @@ from paychan_runtime.http import (
     internal_error_middleware,
     json_response,
 )
+from paychan_runtime.http_errors import http_status
 from paychan_runtime.logs import access_log_middleware, quiet_routes
 from paychan_runtime.metrics import latency_middleware, metrics_handler
 
@@ -41,7 +42,7 @@ from ..api.params import parse_outpoint, parse_pubkey, parse_uint
 from ..config import ServerConfig
 from ..domain.ports import Blockchain
 from ..domain.service import PayChanService
-from .metrics import FAMILY_LABEL, ServerMetrics
+from .metrics import ServerMetrics
 from .totals import TotalsCache, TotalsSource
 
 __all__ = ["DEPS", "ManagementDeps", "channel_json", "create_management_app"]
@@ -89,7 +90,7 @@ def channel_json(state: ChannelState, cfg: ServerConfig) -> dict[str, object]:
         "funding_vout": op.vout,
         "sender": state.client_pubkey.hex(),
         "status": state.status.label,
-        "family": FAMILY_LABEL.get(state.family, str(state.family)),
+        "family": state.family.label,
         "value_left": cfg.channel.value_left(state.change_value),
         "expires": state.exp_time,
         "funding_value": state.funding_value,
@@ -259,7 +260,7 @@ def auth_middleware(token: str, metrics_token: str | None = None) -> Middleware:
             ok = hmac.compare_digest(given, scraper) or ok
         if not ok:
             err = Unauthorized("missing or wrong bearer token")
-            return json_response(internal_error_body(err), status=401,
+            return json_response(internal_error_body(err), status=http_status(err),
                                  headers={"WWW-Authenticate": 'Bearer realm="paychan-management"'})
         return await handler(request)
 
