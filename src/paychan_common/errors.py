@@ -39,47 +39,69 @@ class PaychanError(Exception):
 
 
 class InvalidInput(PaychanError):
+    """A malformed parameter, body, hex, address, key or amount."""
+
     code = "invalid_input"
 
 
 class InvalidPayment(InvalidInput):
+    """A payment that breaks a rule of spec 7.3 (signature, dust, order, ...); a `payment_error`."""
+
     code = "invalid_payment"
     kind = "payment_error"
 
 
 class FundingError(PaychanError):
+    """The funding is not found, too little confirmed, or pays another script (spec 7.2)."""
+
     code = "funding_error"
 
 
 class ChannelExists(PaychanError):
+    """The channel, or an open one for this client key, exists (spec 6.5)."""
+
     code = "channel_exists"
 
 
 class ChannelNotFound(PaychanError):
+    """No such channel (also a wrong v2.3.0 secret, spec 6.4)."""
+
     code = "channel_not_found"
 
 
 class ChannelGone(PaychanError):
+    """The channel is closing or closed."""
+
     code = "channel_closed"
 
 
 class Conflict(PaychanError):
+    """A compare-and-set lost against a concurrent update."""
+
     code = "state_conflict"
 
 
 class ServiceUnavailable(PaychanError):
+    """A dependency (node, signer, store) is unreachable."""
+
     code = "service_unavailable"
 
 
 class SigningRefused(PaychanError):
+    """The SigningService refuses the request."""
+
     code = "signing_refused"
 
 
 class Unauthorized(PaychanError):
+    """A missing or wrong bearer token."""
+
     code = "unauthorized"
 
 
 class InternalError(PaychanError):
+    """Anything else; answered generically."""
+
     code = "internal_error"
 
 

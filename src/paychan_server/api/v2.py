@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from paychan_common.channel import ChannelParams
 from paychan_common.errors import InvalidInput, InvalidPayment
 from paychan_common.keys import PublicKey
 from paychan_common.messages import ChannelLocation, PaymentResult, result_json
@@ -55,6 +56,14 @@ async def begin_open(request: web.Request) -> web.Response:
     return json_response(ChannelLocation(channel_uri=uri).model_dump())
 
 
+async def _open(request: web.Request, family: Family, params: ChannelParams, payment: Payment,
+                outpoint: OutPoint) -> web.Response:
+    """Open at `outpoint`, funded to the channel's own address -> 201 + Location (spec 6.3 #3, 6.4 #2)."""
+    opened = await request.app[SERVICE].open(family, params, payment, params.funding_address, outpoint)
+    url = channel_url(request, family, params.client_pubkey.data, params.exp_time, outpoint)
+    return _answer(opened.result, 201, url)
+
+
 def _seed_path(svc: PayChanService, request: web.Request) -> tuple[PublicKey, int, OutPoint]:
     m = request.match_info
     return svc.client_key(m["pk"]), parse_exp_time(m["exp"]), parse_outpoint(m["txid"], m["vout"])
@@ -68,8 +77,7 @@ async def seed_open(request: web.Request) -> web.Response:
     params = svc.params(pk, exp)
     if payment.redeem_script != params.redeem_script:
         raise InvalidPayment("unexpected redeem script", code="unexpected_redeem_script")
-    opened = await svc.open(Family.V2_SEED, params, payment, params.funding_address, outpoint)
-    return _answer(opened.result, 201, channel_url(request, Family.V2_SEED, pk.data, exp, outpoint))
+    return await _open(request, Family.V2_SEED, params, payment, outpoint)
 
 
 async def _seed_channel(request: web.Request) -> Located:
@@ -108,8 +116,7 @@ async def v23_open(request: web.Request) -> web.Response:
     params = params_from_script(payment.redeem_script, svc.server_pubkey.data, svc.network)
     if secret != payment.signature.secret():
         raise InvalidInput("secret does not match the opening payment's signature", code="bad_secret")
-    opened = await svc.open(Family.V2_3, params, payment, params.funding_address, outpoint)
-    return _answer(opened.result, 201, channel_url(request, Family.V2_3, b"", 0, outpoint))
+    return await _open(request, Family.V2_3, params, payment, outpoint)
 
 
 async def _v23_channel(request: web.Request) -> Located:
