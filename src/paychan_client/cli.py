@@ -367,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--state", required=True, help="channel state file (JSON, mode 0600)")
     common.add_argument("--endpoint", help="server base URL, e.g. http://127.0.0.1:8080")
     common.add_argument("--network", choices=["live", "test", "regtest"])
-    common.add_argument("--family", choices=["v1", "v2", "v2.3"], help="route family")
+    common.add_argument("--family", choices=["v1", "v2-seed", "v2", "v2.3.0", "v2.3"],
+                        help="route family: v1, v2-seed (or v2), v2.3.0 (or v2.3)")
     common.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout in seconds")
     rpc = _Parser(add_help=False)
     rpc.add_argument("--rpc-url", help="bitcoind JSON-RPC URL (optionally /wallet/<name>)")

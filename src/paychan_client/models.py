@@ -14,6 +14,7 @@ from paychan_common.keys import PublicKey
 from paychan_common.messages import FundingInfo as WireFundingInfo
 from paychan_common.messages import FundingInfoV1, PaymentResult, describe
 from paychan_common.network import Network
+from paychan_common.state import Family as CoreFamily
 
 from .errors import AddressMismatch, BadResponse, InvalidArgument
 
@@ -25,13 +26,16 @@ M = TypeVar("M", bound=BaseModel)
 __all__ = ["FAMILIES", "Family", "FundingInfo", "PaymentResult", "parse_family", "parse_response"]
 
 
+_SHORT: dict[CoreFamily, Family] = {CoreFamily.V1: "v1", CoreFamily.V2_SEED: "v2", CoreFamily.V2_3: "v2.3"}
+
+
 def parse_family(text: str) -> Family:
-    """Parse a route family name: v1, v2 (v2-seed) or v2.3 (v2.3.0)."""
-    names: dict[str, Family] = {"v1": "v1", "v2": "v2", "v2-seed": "v2", "v2.3": "v2.3", "v2.3.0": "v2.3"}
-    family = names.get(text)
-    if family is None:
-        raise InvalidArgument(f"unknown route family {text!r} (expected v1, v2 or v2.3)")
-    return family
+    """A route family (spec 0.1) by its name (v1, v2-seed, v2.3.0) or short spelling (v2, v2.3): the
+    client's own short name, which its state files keep."""
+    try:
+        return _SHORT[CoreFamily.parse(text)]
+    except PaychanError:
+        raise InvalidArgument(f"unknown route family {text!r} (expected v1, v2-seed/v2 or v2.3.0/v2.3)") from None
 
 
 def parse_response(model: type[M], body: object) -> M:
