@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from paychan_common.channel import ChannelParams
@@ -14,7 +16,7 @@ from paychan_common.rules import params_from_script
 from paychan_common.state import Family
 from paychan_common.tx import OutPoint
 from paychan_common.wire_v2 import parse_v2_payment
-from paychan_runtime.http import json_response, read_json
+from paychan_runtime.http import Handler, json_response, read_json
 
 from ..domain.results import StaticChannel
 from ..domain.service import PayChanService
@@ -88,18 +90,6 @@ async def _seed_channel(request: web.Request) -> Located:
     return svc, outpoint, payment, await svc.locate(outpoint, Family.V2_SEED, locator=(pk.data, exp))
 
 
-async def seed_pay(request: web.Request) -> web.Response:
-    """PUT /v2/channels/{pk}/{exp}/{txid}/{vout}: a payment."""
-    svc, outpoint, payment, st = await _seed_channel(request)
-    return _answer(await svc.pay(outpoint, payment, st))
-
-
-async def seed_close(request: web.Request) -> web.Response:
-    """PUT /v2/channels/{pk}/{exp}/{txid}/{vout}/close: zero-value closing payment."""
-    svc, outpoint, payment, st = await _seed_channel(request)
-    return _answer(await svc.close_v2(outpoint, payment, st))
-
-
 def _v23_path(request: web.Request) -> tuple[OutPoint, bytes]:
     m = request.match_info
     return parse_outpoint(m["txid"], m["vout"]), parse_secret(request.query.get("secret"))
@@ -127,13 +117,17 @@ async def _v23_channel(request: web.Request) -> Located:
     return svc, outpoint, payment, await svc.locate(outpoint, Family.V2_3, secret=secret)
 
 
-async def v23_pay(request: web.Request) -> web.Response:
-    """PUT /v2/channels/{txid}/{vout}?secret= with a CompactPaymentData (or full)."""
-    svc, outpoint, payment, st = await _v23_channel(request)
-    return _answer(await svc.pay(outpoint, payment, st))
+def _on_channel(locate: Callable[[web.Request], Awaitable[Located]], *, close: bool) -> Handler:
+    """A PUT handler: a payment (close=False) or the closing payment (spec 7.3, 7.4) on the located channel."""
+
+    async def handler(request: web.Request) -> web.Response:
+        svc, outpoint, payment, st = await locate(request)
+        return _answer(await (svc.close_v2 if close else svc.pay)(outpoint, payment, st))
+
+    return handler
 
 
-async def v23_close(request: web.Request) -> web.Response:
-    """PUT /v2/channels/{txid}/{vout}/close?secret=: closing payment whose value is the fee."""
-    svc, outpoint, payment, st = await _v23_channel(request)
-    return _answer(await svc.close_v2(outpoint, payment, st))
+seed_pay = _on_channel(_seed_channel, close=False)  # PUT /v2/channels/{pk}/{exp}/{txid}/{vout}
+seed_close = _on_channel(_seed_channel, close=True)  # PUT .../close: zero-value closing payment
+v23_pay = _on_channel(_v23_channel, close=False)  # PUT /v2/channels/{txid}/{vout}?secret=: compact payment
+v23_close = _on_channel(_v23_channel, close=True)  # PUT .../close?secret=: closing payment, its value the fee
