@@ -8,15 +8,7 @@ from html.parser import HTMLParser
 
 from openapi_spec_validator import validate
 
-from paychan_common.messages import (
-    V1_RESULT_FIELDS,
-    ChannelLocation,
-    ErrorBody,
-    FundingInfo,
-    FundingInfoV1,
-    PaymentBody,
-    PaymentResult,
-)
+from paychan_common import messages as msg
 from paychan_common.state import Family
 from paychan_server.api.openapi import render_html
 from paychan_server.api.openapi_doc import build_document
@@ -89,15 +81,17 @@ def test_schemas_are_the_wire_models() -> None:
     """Generated, not hand-written: each schema's fields are its model's, and every route documents the model
     of its row in the route table (v1 results as the v1 projection)."""
     schemas = build_document()["components"]["schemas"]
-    for model in (ErrorBody, FundingInfo, FundingInfoV1, PaymentResult, PaymentBody, ChannelLocation):
+    for model in (msg.ErrorBody, msg.FundingInfo, msg.FundingInfoV1, msg.PaymentResult, msg.PaymentBody,
+                  msg.ChannelLocation):
         assert list(schemas[model.__name__]["properties"]) == list(model.model_fields)
-    assert list(schemas["PaymentResultV1"]["properties"]) == list(V1_RESULT_FIELDS)
+    assert list(schemas["PaymentResultV1"]["properties"]) == list(msg.V1_RESULT_FIELDS)
     doc = build_document()
     for r in ROUTES:
         if r.response is None:
             continue
         ref = doc["paths"][r.path][r.method.lower()]["responses"][str(r.status)]["content"]["application/json"]
-        name = "PaymentResultV1" if r.family is Family.V1 and r.response is PaymentResult else r.response.__name__
+        v1_result = r.family is Family.V1 and r.response is msg.PaymentResult
+        name = "PaymentResultV1" if v1_result else r.response.__name__
         assert ref["schema"]["$ref"].endswith("/" + name)
 
 
