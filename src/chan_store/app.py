@@ -52,6 +52,7 @@ from paychan_runtime.http import (
     json_response,
     read_json,
 )
+from paychan_runtime.http_errors import http_status
 from paychan_runtime.metrics import metrics_handler
 
 __all__ = ["CONFIG_KEY", "STORE_KEY", "StorageFactory", "create_app", "open_leveldb", "open_postgres"]
@@ -107,7 +108,7 @@ async def create_channel(request: web.Request) -> web.Response:
     except ChannelExistsAt as err:
         existing = None if err.existing_outpoint is None else outpoint_hex(err.existing_outpoint)
         return json_response({"error": error_json(err, "ChannelExists"), "existing_outpoint": existing},
-                             status=err.status)
+                             status=http_status(err))
     return json_response({"state": state_hex(created)}, status=201)
 
 
@@ -146,7 +147,7 @@ async def compare_and_set(request: web.Request) -> web.Response:
         stored = await request.app[STORE_KEY].compare_and_set(expected, state)
     except StateConflict as err:
         current = None if err.current is None else state_hex(err.current)
-        return json_response({"error": error_json(err, "Conflict"), "current": current}, status=err.status)
+        return json_response({"error": error_json(err, "Conflict"), "current": current}, status=http_status(err))
     return json_response({"state": state_hex(stored)})
 
 

@@ -11,11 +11,12 @@ from typing import Any, TypeVar
 import httpx
 
 from paychan_common.keys import PrivateKey, PublicKey
+from paychan_common.messages import ChannelLocation
 from paychan_common.network import Network
 from paychan_common.tx import OutPoint
 
 from .errors import BadResponse, ChannelStateError, InvalidArgument, ServerRejected, TransportError
-from .models import Family, FundingInfo, PaymentResult, parse_family
+from .models import Family, FundingInfo, PaymentResult, parse_family, parse_response
 from .payments import SignedPayment, client_address, parse_address, sign
 from .refund import build_refund_tx
 from .routes import Routes, close_url, outpoint_in_url
@@ -94,11 +95,7 @@ class ClientFlows:
     def begin_open_flow(self, client_pubkey: PublicKey, exp_time: int) -> Flow[str]:
         """v2-seed begin_open: the server's channel URL for the funding it found (spec 6.3 #2)."""
         response = yield from self._send("GET", self.routes.begin_open(client_pubkey.hex, exp_time), frozenset({200}))
-        body = self._json(response)
-        uri = body.get("channel_uri") if isinstance(body, dict) else None
-        if not isinstance(uri, str):
-            raise BadResponse("begin_open response lacks channel_uri")
-        return uri
+        return parse_response(ChannelLocation, self._json(response)).channel_uri
 
     def open_channel_flow(self, key: PrivateKey, exp_time: int, funding: OutPoint, funding_value: int,
                           family: Family, *, change_address: str | None = None, open_value: int | None = None,
@@ -141,7 +138,7 @@ class ClientFlows:
         else:
             response = yield from self._send("POST", url, _OPEN_OK, params=[("secret", payment.secret)],
                                   body=payment.v2_3_body())
-        result = PaymentResult.from_response(self._json(response))
+        result = parse_response(PaymentResult, self._json(response))
         channel = ClientChannel(
             network=self.network, client_key=key, server_pubkey=info.server_pubkey, exp_time=exp_time,
             family=family, funding_outpoint=funding, funding_value=funding_value,
@@ -169,7 +166,7 @@ class ClientFlows:
         else:
             response = yield from self._send("PUT", channel.channel_url, _PAY_OK, params=[("secret", channel.secret)],
                                   body=payment.v2_3_compact_body(application_data))
-        result = PaymentResult.from_response(self._json(response))
+        result = parse_response(PaymentResult, self._json(response))
         updated = channel.with_payment(payment.change_value, payment.signature).with_result(result)
         return ChannelUpdate(updated, result)
 
@@ -201,7 +198,7 @@ class ClientFlows:
                 response = yield from self._send("PUT", url, _CLOSE_OK, params=[("secret", channel.secret)],
                                       body=payment.v2_3_body())
             updated = replace(channel.with_payment(payment.change_value, payment.signature), change_address=refund)
-        result = PaymentResult.from_response(self._json(response))
+        result = parse_response(PaymentResult, self._json(response))
         if result.settlement_txid is None:
             raise BadResponse("close response carries no settlement_txid")
         updated = replace(updated, status="closed", settlement_txid=result.settlement_txid)

@@ -226,7 +226,7 @@ def cmd_open(ctx: _Context) -> None:
                                      refund_address=draft.refund_address, info=info)
     _save(ctx, update.channel)
     ctx.emit({"event": "open", "channel_url": update.channel.channel_url, "change_value": update.channel.change_value,
-              **update.result.to_json()})
+              **update.result.model_dump()})
 
 
 def cmd_pay(ctx: _Context) -> None:
@@ -236,7 +236,7 @@ def cmd_pay(ctx: _Context) -> None:
         update = client.pay(channel, ctx.args.amount, application_data=ctx.args.application_data)
     _save(ctx, update.channel)
     ctx.emit({"event": "pay", "change_value": update.channel.change_value,
-              "sighash": f"{update.channel.sighash:02x}", **update.result.to_json()})
+              "sighash": f"{update.channel.sighash:02x}", **update.result.model_dump()})
 
 
 def cmd_close(ctx: _Context) -> None:
@@ -245,7 +245,7 @@ def cmd_close(ctx: _Context) -> None:
     with ctx.client(channel.network, origin(channel.channel_url)) as client:
         update = client.close(channel, ctx.args.refund_address, fee=ctx.args.fee)
     _save(ctx, update.channel)
-    ctx.emit({"event": "close", **update.result.to_json()})
+    ctx.emit({"event": "close", **update.result.model_dump()})
 
 
 def cmd_refund(ctx: _Context) -> None:
@@ -368,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--state", required=True, help="channel state file (JSON, mode 0600)")
     common.add_argument("--endpoint", help="server base URL, e.g. http://127.0.0.1:8080")
     common.add_argument("--network", choices=["live", "test", "regtest"])
-    common.add_argument("--family", choices=["v1", "v2", "v2.3"], help="route family")
+    common.add_argument("--family", choices=["v1", "v2-seed", "v2", "v2.3.0", "v2.3"],
+                        help="route family: v1, v2-seed (or v2), v2.3.0 (or v2.3)")
     common.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout in seconds")
     rpc = _Parser(add_help=False)
     rpc.add_argument("--rpc-url", help="bitcoind JSON-RPC URL (optionally /wallet/<name>)")

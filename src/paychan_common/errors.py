@@ -1,29 +1,35 @@
-"""The error tree of the protocol core, with stable codes and their HTTP status (spec 7.5).
+"""The error tree of the protocol core, with stable codes (spec 7.5). No HTTP here: the status (and any
+header) each code gets is a table at the HTTP edge, `paychan_runtime.http_errors`.
 
-PaychanError
- ├── InvalidInput            400  malformed parameter, body, hex, address, key, amount
- │    └── InvalidPayment      400  a payment breaks a rule of spec 7.3 (signature, dust, order, ...)
- ├── FundingError            409  funding not found, too few confirmations, wrong script (v1: 400)
- ├── ChannelExists           409  the channel (or an open one for this key) exists
- ├── ChannelNotFound         404  no such channel (also a wrong v2.3.0 secret)
- ├── ChannelGone             410  channel closing or closed
- ├── Conflict                409  a compare-and-set lost against a concurrent update
- ├── ServiceUnavailable      503  a dependency (node, signer, store) is unreachable
- ├── SigningRefused          403  the SigningService refuses a request
- ├── Unauthorized            401  missing or wrong bearer token
- └── InternalError           500  anything else (answered generically)
+PaychanError                 internal_error
+ ├── InvalidInput            invalid_input        malformed parameter, body, hex, address, key, amount
+ │    └── InvalidPayment      invalid_payment      a payment breaks a rule of spec 7.3 (signature, dust, order)
+ ├── FundingError            funding_error        funding not found, too few confirmations, wrong script
+ ├── ChannelExists           channel_exists       the channel (or an open one for this key) exists
+ ├── ChannelNotFound         channel_not_found    no such channel (also a wrong v2.3.0 secret)
+ ├── ChannelGone             channel_closed       channel closing or closed
+ ├── Conflict                state_conflict       a compare-and-set lost against a concurrent update
+ ├── ServiceUnavailable      service_unavailable  a dependency (node, signer, store) is unreachable
+ ├── SigningRefused          signing_refused      the SigningService refuses a request
+ ├── Unauthorized            unauthorized         missing or wrong bearer token
+ └── InternalError           internal_error       anything else (answered generically)
+
+A raise site may name a finer code (`FundingError(..., code="funding_not_found")`); the class's own code
+is the stable family the edge maps.
 """
 
 from __future__ import annotations
+
+from typing import Literal
+
+ErrorKind = Literal["payment_error", "application_error"]
 
 
 class PaychanError(Exception):
     """Base of every error the project raises on purpose."""
 
-    status: int = 500
     code: str = "internal_error"
-    kind: str = "application_error"
-    headers: dict[str, str] | None = None  # extra response headers, e.g. the Location of an existing channel
+    kind: ErrorKind = "application_error"  # the v2 error body's `type` (spec 6.1)
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -31,63 +37,71 @@ class PaychanError(Exception):
         if code is not None:
             self.code = code
 
-    def to_json(self) -> dict[str, str]:
-        """The v2 error body (spec 6.1) plus the stable code."""
-        return {"type": self.kind, "code": self.code, "message": self.message}
-
 
 class InvalidInput(PaychanError):
-    status = 400
+    """A malformed parameter, body, hex, address, key or amount."""
+
     code = "invalid_input"
 
 
 class InvalidPayment(InvalidInput):
+    """A payment that breaks a rule of spec 7.3 (signature, dust, order, ...); a `payment_error`."""
+
     code = "invalid_payment"
     kind = "payment_error"
 
 
 class FundingError(PaychanError):
-    status = 409
+    """The funding is not found, too little confirmed, or pays another script (spec 7.2)."""
+
     code = "funding_error"
 
 
 class ChannelExists(PaychanError):
-    status = 409
+    """The channel, or an open one for this client key, exists (spec 6.5)."""
+
     code = "channel_exists"
 
 
 class ChannelNotFound(PaychanError):
-    status = 404
+    """No such channel (also a wrong v2.3.0 secret, spec 6.4)."""
+
     code = "channel_not_found"
 
 
 class ChannelGone(PaychanError):
-    status = 410
+    """The channel is closing or closed."""
+
     code = "channel_closed"
 
 
 class Conflict(PaychanError):
-    status = 409
+    """A compare-and-set lost against a concurrent update."""
+
     code = "state_conflict"
 
 
 class ServiceUnavailable(PaychanError):
-    status = 503
+    """A dependency (node, signer, store) is unreachable."""
+
     code = "service_unavailable"
 
 
 class SigningRefused(PaychanError):
-    status = 403
+    """The SigningService refuses the request."""
+
     code = "signing_refused"
 
 
 class Unauthorized(PaychanError):
-    status = 401
+    """A missing or wrong bearer token."""
+
     code = "unauthorized"
 
 
 class InternalError(PaychanError):
-    status = 500
+    """Anything else; answered generically."""
+
     code = "internal_error"
 
 

@@ -15,11 +15,30 @@ from .tx import OutPoint
 
 
 class Family(enum.Enum):
-    """Route family the channel was opened through (spec 0.1)."""
+    """Route family the channel was opened through (spec 0.1); `label` is its one name in text (logs,
+    metrics, the management API, the OpenAPI tags): "v1", "v2-seed", "v2.3.0"."""
 
     V1 = 1
     V2_SEED = 2
     V2_3 = 3
+
+    @property
+    def label(self) -> str:
+        """The canonical name: v1, v2-seed or v2.3.0."""
+        return _FAMILY_LABELS[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Family:
+        """A family from its label or a short spelling users type: "v2" (v2-seed), "v2.3" (v2.3.0)."""
+        family = _FAMILY_NAMES.get(text)
+        if family is None:
+            raise InvalidInput(f"unknown route family {text!r} (expected v1, v2-seed or v2.3.0)")
+        return family
+
+
+_FAMILY_LABELS = {Family.V1: "v1", Family.V2_SEED: "v2-seed", Family.V2_3: "v2.3.0"}
+_FAMILY_NAMES = {**{label: family for family, label in _FAMILY_LABELS.items()},
+                 "v2": Family.V2_SEED, "v2.3": Family.V2_3}
 
 
 class Status(enum.Enum):

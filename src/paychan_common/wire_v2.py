@@ -1,53 +1,25 @@
-"""The v2-seed and v2.3.0 JSON models and the tolerant payment parser (spec 5.2-5.4, 6.3)."""
+"""The tolerant v2-seed / v2.3.0 payment parser and the client's payment body (spec 5.2-5.4, 6.3); the
+models themselves are `messages.PaymentBody` and `messages.PaymentDataBody`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import ValidationError
 
 from .amount import MAX_MONEY
 from .channel import ClientSignature, parse_hex
 from .der import der_length
 from .errors import InvalidInput, InvalidPayment
+from .messages import PaymentBody, PaymentDataBody, describe
 from .payment import Payment
 from .tx import OutPoint
-
-
-class PaymentDataModel(BaseModel):
-    """PaymentData (full) or CompactPaymentData (signature and value only)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
-
-    change_value: StrictInt = Field(ge=0, le=MAX_MONEY)
-    signature_data: StrictStr = Field(max_length=300)
-    sighash_flag: StrictStr | None = Field(default=None, max_length=2)
-    funding_txid: StrictStr | None = Field(default=None, max_length=64)
-    funding_vout: StrictInt | None = Field(default=None, ge=0, le=0xFFFFFFFF)
-    redeem_script: StrictStr | None = Field(default=None, max_length=200)
-    change_address: StrictStr | None = Field(default=None, max_length=100)
-
-
-class PaymentModel(BaseModel):
-    """The Payment wrapper: payment_data plus application_data."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
-
-    payment_data: PaymentDataModel
-    application_data: StrictStr = Field(default="", max_length=4096)
-
-
-def _describe(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "body"
-    return f"invalid {loc}: {first['msg']}"
-
 
 _OPTIONAL_TEXT = (("sighash_flag", 2), ("funding_txid", 64), ("redeem_script", 200), ("change_address", 100))
 
 
 def _plain_fields(body: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
-    """(payment_data, application_data) when `body` certainly passes the models above unchanged (the usual
+    """(payment_data, application_data) when `body` certainly passes PaymentBody unchanged (the usual
     case: checked here in a few dict lookups); None to let the models judge it (and word any error)."""
     if "payment_data" in body:
         pd = body["payment_data"]
@@ -81,11 +53,11 @@ def parse_v2_payment(body: Any, *, require_full: bool = False) -> Payment:
                         application_data, require_full)
     try:
         if "payment_data" in body:
-            model = PaymentModel.model_validate(body)
+            model = PaymentBody.model_validate(body)
         else:
-            model = PaymentModel(payment_data=PaymentDataModel.model_validate(body))
+            model = PaymentBody(payment_data=PaymentDataBody.model_validate(body))
     except ValidationError as exc:
-        raise InvalidInput(_describe(exc)) from None
+        raise InvalidInput(describe(exc)) from None
     m = model.payment_data
     return _payment(m.change_value, m.signature_data, m.sighash_flag, m.funding_txid, m.funding_vout,
                     m.redeem_script, m.change_address, model.application_data, require_full)
@@ -128,18 +100,12 @@ def _payment(change_value: int, signature_data: str, sighash_flag: str | None, f
 
 
 def payment_to_json(p: Payment, *, seed_form: bool = True) -> dict[str, Any]:
-    """Serialize a full payment as a v2 wrapper (seed form: DER-only + sighash_flag; spec 5.4 rule 5)."""
-    data: dict[str, Any] = {"change_value": p.change_value}
-    if seed_form:
-        data["signature_data"] = p.signature.der.hex()
-        data["sighash_flag"] = f"{p.signature.sighash:02x}"
-    else:
-        data["signature_data"] = p.signature.script_sig_push.hex()
-    if p.outpoint is not None:
-        data["funding_txid"] = p.outpoint.display_txid
-        data["funding_vout"] = p.outpoint.vout
-    if p.redeem_script is not None:
-        data["redeem_script"] = p.redeem_script.hex()
-    if p.change_address is not None:
-        data["change_address"] = p.change_address
-    return {"payment_data": data, "application_data": p.application_data}
+    """A full payment as a v2 `PaymentBody` (seed form: DER-only + sighash_flag; spec 5.4 rule 5)."""
+    sig = p.signature
+    op = p.outpoint
+    data = PaymentDataBody(
+        change_value=p.change_value, signature_data=(sig.der if seed_form else sig.script_sig_push).hex(),
+        sighash_flag=f"{sig.sighash:02x}" if seed_form else None,
+        funding_txid=None if op is None else op.display_txid, funding_vout=None if op is None else op.vout,
+        redeem_script=None if p.redeem_script is None else p.redeem_script.hex(), change_address=p.change_address)
+    return PaymentBody(payment_data=data, application_data=p.application_data).model_dump(exclude_none=True)

@@ -10,13 +10,15 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from paychan_common.errors import PaychanError
+from paychan_common.messages import ErrorBody
 from paychan_runtime.http import Handler, json_response
-from paychan_server.api.middleware import error_response
+from paychan_runtime.http_errors import http_status
 
 from .cashier import PaymentRequired
 from .header import SCHEME
 
-__all__ = ["FAMILY", "UpstreamError", "error_middleware", "payment_required_body", "www_authenticate"]
+__all__ = ["FAMILY", "GATEWAY_STATUS", "UpstreamError", "error_middleware", "gateway_status", "payment_required_body",
+           "www_authenticate"]
 
 log = logging.getLogger("paychan.gateway")
 FAMILY = "v2.3"  # the route family a client opens its channel with: payments travel as v2.3.0 compact payments
@@ -25,10 +27,28 @@ FAMILY = "v2.3"  # the route family a client opens its channel with: payments tr
 class UpstreamError(PaychanError):
     """502/504: the upstream could not be reached or did not answer in time; nothing was charged."""
 
-    status = 502
     code = "upstream_unavailable"
 
 
+
+
+# The gateway's own codes at its edge (the shared table gives every other code its status).
+GATEWAY_STATUS: dict[str, int] = {
+    "payment_required": 402, "payment_already_used": 402, "no_route": 404, "method_not_allowed": 405,
+    "upstream_unavailable": 502, "upstream_timeout": 504,
+}
+
+
+def gateway_status(err: PaychanError) -> int:
+    """The status of an error at the gateway's edge: its own code first, then its class's, then the table."""
+    for code in (err.code, *(vars(k).get("code") for k in type(err).__mro__)):
+        if isinstance(code, str) and code in GATEWAY_STATUS:
+            return GATEWAY_STATUS[code]
+    return http_status(err)
+
+
+def _error(err: PaychanError, status: int) -> web.Response:
+    return json_response(ErrorBody(type=err.kind, code=err.code, message=err.message).model_dump(), status=status)
 
 
 def funding_info_url(server_url: str) -> str:
@@ -39,7 +59,7 @@ def funding_info_url(server_url: str) -> str:
 def payment_required_body(err: PaymentRequired, server_url: str) -> dict[str, object]:
     """The machine-readable 402 body: the error shape plus the price and where to open a channel."""
     q = err.quote
-    body: dict[str, object] = dict(err.to_json())
+    body: dict[str, object] = ErrorBody(type=err.kind, code=err.code, message=err.message).model_dump()
     body.update({
         "route": q.route.name, "pricing": q.mode, "price": q.price, "per_kib": q.per_kib,
         "increment_kib": q.route.price.increment_kib if q.per_kib is not None else None,
@@ -74,17 +94,16 @@ def error_middleware(server_url: str, on_402: Callable[[str], None] | None = Non
                        "Paychan-Route": err.quote.route.name}
             return json_response(payment_required_body(err, server_url), status=402, headers=headers)
         except PaychanError as err:
-            if err.status >= 500:
-                log.warning("%s %s -> %d %s", request.method, request.path, err.status, err.message)
-            return error_response(err, v1=False, headers=err.headers)
+            status = gateway_status(err)
+            if status >= 500:
+                log.warning("%s %s -> %d %s", request.method, request.path, status, err.message)
+            return _error(err, status)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            kind = PaychanError(exc.reason or "error", code=f"http_{exc.status}")
-            kind.status = exc.status
-            return error_response(kind, v1=False)
+            return _error(PaychanError(exc.reason or "error", code=f"http_{exc.status}"), exc.status)
         except Exception:
             log.exception("internal error on %s %s", request.method, request.path)
-            return error_response(PaychanError("internal server error"), v1=False)
+            return _error(PaychanError("internal server error"), 500)
 
     return middleware

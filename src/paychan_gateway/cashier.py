@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from paychan_common.errors import Conflict, PaychanError
 from paychan_common.state import Family
+from paychan_runtime.http_errors import http_status
 from paychan_server.domain.service import PayChanService
 
 from .header import PaymentHeader
@@ -36,7 +37,6 @@ log = logging.getLogger("paychan.gateway")
 class PaymentRequired(PaychanError):
     """402: pay (more) for this request; carries the quote and what the channel holds in credit."""
 
-    status = 402
     code = "payment_required"
 
     def __init__(self, message: str, quote: Quote, *, credit: int = 0, code: str | None = None) -> None:
@@ -110,7 +110,7 @@ class Cashier:
                 try:
                     result = await self.service.pay(op, header.payment, st)
                 except PaychanError as exc:
-                    if exc.status < 500:  # refused: it never counted. Else (ChanStore down, ...) the outcome
+                    if http_status(exc) < 500:  # refused: it never counted. Else (ChanStore down, ...) the outcome
                         await self.ledger.forget(op, c)  # is unknown: the receipt stays pending for the retry
                     raise
                 value = result.value_received

@@ -20,14 +20,12 @@ MAX_PRICE = 2_100_000_000_000_000
 class NoRoute(PaychanError):
     """404: no configured route serves this path."""
 
-    status = 404
     code = "no_route"
 
 
 class MethodNotAllowed(PaychanError):
     """405: the route exists but not for this method."""
 
-    status = 405
     code = "method_not_allowed"
 
 

@@ -35,7 +35,6 @@ MAX_CONNECTIONS = 4  # bitcoind serves 4 RPC threads by default (rpcthreads); mo
 class RpcError(PaychanError):
     """bitcoind answered with an error (for a transaction: the node's reason for refusing it)."""
 
-    status = 502
     code = "bitcoind_error"
 
     def __init__(self, rpc_code: int, message: str, method: str = "") -> None:

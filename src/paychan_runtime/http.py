@@ -13,6 +13,8 @@ from aiohttp import web
 
 from paychan_common.errors import InvalidInput, PaychanError, Unauthorized
 
+from .http_errors import http_status
+
 log = logging.getLogger("paychan.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -59,7 +61,7 @@ async def internal_error_middleware(request: web.Request, handler: Handler) -> w
     except web.HTTPException:
         raise
     except PaychanError as err:
-        return json_response(internal_error_body(err), status=err.status)
+        return json_response(internal_error_body(err), status=http_status(err))
     except Exception:
         log.exception("internal error on %s %s", request.method, request.path)
         return json_response({"error": {"class": "InternalError", "code": "internal_error",
@@ -76,7 +78,7 @@ def bearer_auth_middleware(token: str, open_paths: frozenset[str] = frozenset())
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 err = Unauthorized("missing or wrong bearer token")
-                return json_response(internal_error_body(err), status=401)
+                return json_response(internal_error_body(err), status=http_status(err))
         return await handler(request)
 
     return middleware

@@ -12,9 +12,9 @@ from aiohttp import web
 from .api.forwarded import forwarded_middleware
 from .api.keys import MAX_BODY, SERVICE
 from .api.middleware import add_cors, error_middleware, options_handler
-from .api.openapi import add_openapi_routes
-from .api.v1 import add_routes as add_v1
-from .api.v2 import add_routes as add_v2
+from .api.openapi import publish_document
+from .api.openapi_doc import build_document
+from .api.routes import HOT_ROUTES, add_routes
 from .config import ServerConfig
 from .operator.features import OperatorFeatures, request_middlewares
 from .operator.hooks import SettlementCounters
@@ -30,22 +30,16 @@ def create_app(cfg: ServerConfig, *, background: bool = True) -> web.Application
     """Build the PayChanServer app; resources are opened and closed by cleanup_ctx."""
     metrics = ServerMetrics()  # served by the management API's /metrics
     forwarded = [forwarded_middleware()] if cfg.listen.trust_forwarded_headers else []
-    app = web.Application(middlewares=[*request_middlewares(metrics), *forwarded, error_middleware],
+    app = web.Application(middlewares=[*request_middlewares(metrics, HOT_ROUTES), *forwarded, error_middleware],
                           client_max_size=cfg.listen.max_body_bytes)
     app[METRICS] = metrics
     app[MAX_BODY] = cfg.listen.max_body_bytes
     app[BACKGROUND] = background
     app.on_response_prepare.append(add_cors)
-    add_v1(app, options_handler)
-    add_v2(app, options_handler)
-    app.router.add_get("/health", _health)
-    add_openapi_routes(app)  # GET /openapi.json, GET /docs
+    add_routes(app, options_handler)
+    publish_document(app, build_document())
     app.cleanup_ctx.append(_resources(cfg))
     return app
-
-
-async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
 
 
 def _resources(cfg: ServerConfig) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -140,7 +140,7 @@ def test_operator_view(operator_services: Services) -> None:
 
     log.info("the docs page is served by the public port")
     docs = httpx.get(svc.url + "/docs")
-    assert docs.status_code == 200 and "/v2/channels/{funding_txid}/{funding_vout}" in docs.text
+    assert docs.status_code == 200 and "/v2/channels/{txid}/{vout}" in docs.text
 
     svc.stop()
     log.info("logs: key=value for the server, JSON for ChanStore; no token, key or signature anywhere")

@@ -17,6 +17,7 @@ from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
 from paychan_common.tx import OutPoint
 from paychan_runtime.config import ConfigError
+from paychan_runtime.http_errors import http_status
 from paychan_server.adapters.bitcoind import BitcoindChain, RpcError
 from paychan_server.adapters.debug_chain import OutputState
 from paychan_server.config import BitcoinConfig, SettlementConfig
@@ -117,7 +118,7 @@ async def test_publish_is_idempotent_and_reports_refusals(regtest_node: RegtestN
     future = signed_spend(node, locktime=node.rpc("getblockcount") + 100)
     with pytest.raises(RpcError) as err:
         await chain.publish(bytes.fromhex(future))
-    assert "non-final" in err.value.message and err.value.status == 502
+    assert "non-final" in err.value.message and http_status(err.value) == 502
 
 
 async def test_fee_rate_floor_cap_and_median_time(regtest_node: RegtestNode) -> None:
@@ -205,7 +206,7 @@ async def test_wrong_chain_unreachable_node_and_credentials(regtest_node: Regtes
         await wrong.startup_check()
     with pytest.raises(ServiceUnavailable) as err:
         await wrong.funding_by_outpoint(op, pk, 1_800_000_000, address)
-    assert err.value.code == "node_wrong_chain" and err.value.status == 503
+    assert err.value.code == "node_wrong_chain" and http_status(err.value) == 503
     await wrong.close()
 
     down = BitcoindChain(config(node, rpc_url=f"http://127.0.0.1:{reserve_port()}"), SETTLEMENT)

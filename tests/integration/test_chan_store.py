@@ -28,6 +28,7 @@ from paychan_common.errors import (
 )
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import OutPoint
+from paychan_runtime.http_errors import http_status
 from tests.support.channels import OPENED_AT, STORE_EXP_TIME, make_channel, with_status
 from tests.support.postgres import fresh_pg_engine
 from tests.support.storage import WAIT, FatalRecorder, GatedWriter
@@ -112,7 +113,7 @@ async def test_create_same_outpoint_exists(store: ChannelEngine) -> None:
     with pytest.raises(ChannelExistsAt) as info:
         await store.create(chan.state)
     assert info.value.code == "channel_exists"
-    assert info.value.status == 409
+    assert http_status(info.value) == 409
     assert info.value.existing_outpoint == chan.outpoint
     assert "funding outpoint" in info.value.message
 
@@ -225,7 +226,7 @@ async def test_out_of_order_payment(store: ChannelEngine) -> None:
 async def test_payment_to_unknown_channel(store: ChannelEngine) -> None:
     [result] = await store.apply_payments([make_channel(9).pay(1000)], OPENED_AT)
     assert isinstance(result, ChannelNotFound)
-    assert result.status == 404
+    assert http_status(result) == 404
 
 
 @pytest.mark.parametrize("status", [Status.CLOSING, Status.CLOSED])
@@ -238,7 +239,7 @@ async def test_payment_to_closing_or_closed_channel_is_gone(store: ChannelEngine
     [result] = await store.apply_payments([chan.pay(chan.state.change_value - 10)], OPENED_AT)
     assert isinstance(result, ChannelGone)
     assert result.code == f"channel_{status.label}"
-    assert result.status == 410
+    assert http_status(result) == 410
 
 
 async def test_batch_with_mixed_results_is_one_commit(kv_store: ChannelStore, storage: Storage) -> None:
@@ -313,7 +314,7 @@ async def test_cas_conflict_returns_current(store: ChannelEngine) -> None:
     with pytest.raises(StateConflict) as info:
         await store.compare_and_set(state_digest(chan.state), with_status(chan.state, Status.CLOSING))
     assert info.value.current == current
-    assert info.value.status == 409
+    assert http_status(info.value) == 409
     assert await store.get(chan.outpoint) == current
 
 

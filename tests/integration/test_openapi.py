@@ -1,5 +1,5 @@
-"""The OpenAPI 3 document: valid (openapi-spec-validator), in step with the routes the app really serves,
-served at /openapi.json, and rendered offline at /docs."""
+"""The OpenAPI 3.1 document: valid (openapi-spec-validator), generated from the route table and the wire models,
+in step with the routes the app really serves, served at /openapi.json, and rendered offline at /docs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from html.parser import HTMLParser
 
 from openapi_spec_validator import validate
 
+from paychan_common import messages as msg
+from paychan_common.state import Family
 from paychan_server.api.openapi import render_html
 from paychan_server.api.openapi_doc import build_document
+from paychan_server.api.routes import HOT_ROUTES, ROUTES
 from tests.support.stack import Stack
 
 
@@ -72,3 +75,26 @@ def test_docs_page_is_self_contained() -> None:
     assert parser.external == []
     assert "script" not in parser.tags and "link" not in parser.tags
     assert "v23Pay" in page and "PaymentResult" in page
+
+
+def test_schemas_are_the_wire_models() -> None:
+    """Generated, not hand-written: each schema's fields are its model's, and every route documents the model
+    of its row in the route table (v1 results as the v1 projection)."""
+    schemas = build_document()["components"]["schemas"]
+    for model in (msg.ErrorBody, msg.FundingInfo, msg.FundingInfoV1, msg.PaymentResult, msg.PaymentBody,
+                  msg.ChannelLocation):
+        assert list(schemas[model.__name__]["properties"]) == list(model.model_fields)
+    assert list(schemas["PaymentResultV1"]["properties"]) == list(msg.V1_RESULT_FIELDS)
+    doc = build_document()
+    for r in ROUTES:
+        if r.response is None:
+            continue
+        ref = doc["paths"][r.path][r.method.lower()]["responses"][str(r.status)]["content"]["application/json"]
+        v1_result = r.family is Family.V1 and r.response is msg.PaymentResult
+        name = "PaymentResultV1" if v1_result else r.response.__name__
+        assert ref["schema"]["$ref"].endswith("/" + name)
+
+
+def test_hot_routes_come_from_the_table() -> None:
+    assert ("PUT", "/v2/channels/{txid}/{vout}") in HOT_ROUTES and ("*", "/health") in HOT_ROUTES
+    assert {path for _, path in HOT_ROUTES} == {r.path for r in ROUTES if r.hot}

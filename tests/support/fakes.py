@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from chan_store.contract import ChannelExistsAt, StateConflict
@@ -297,4 +297,6 @@ class FakeHooks(PaymentHooks):
 
     async def paid(self, result: PaymentResult, st: StaticChannel, payment: Payment) -> PaymentResult:
         self.paid_calls.append((result, st, payment))
-        return replace(result, application_data=self.application_data) if self.application_data else result
+        if not self.application_data:
+            return result
+        return result.model_copy(update={"application_data": self.application_data})

@@ -16,10 +16,12 @@ from paychan_common.address import Address
 from paychan_common.amount import MAX_MONEY
 from paychan_common.der import CURVE_ORDER
 from paychan_common.errors import PaychanError
+from paychan_common.messages import ErrorBody
 from paychan_common.network import Network
 from paychan_common.rules import ChannelPolicy
 from paychan_common.script import MAX_EXP_TIME, MIN_EXP_TIME
 from paychan_common.tx import OutPoint, Transaction
+from paychan_runtime.http_errors import http_status
 from tests.support.channels import Chan, make_chan
 
 # ---------------------------------------------------------------------------------------------
@@ -217,18 +219,18 @@ def only_typed_errors(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Payc
         fn(*args, **kwargs)
     except PaychanError as exc:
         assert isinstance(exc.message, str) and exc.message
-        assert 400 <= exc.status < 600
+        assert 400 <= http_status(exc) < 600
         return exc
     return None
 
 
 def assert_error(exc: BaseException, cls: type[PaychanError], code: str, status: int) -> None:
-    """The error is exactly of this class, code and HTTP status."""
+    """The error is exactly of this class and code, and gets this HTTP status at the edge."""
     assert type(exc) is cls, f"{type(exc).__name__} is not {cls.__name__}: {exc}"
     assert isinstance(exc, PaychanError)
     assert exc.code == code, f"code {exc.code!r} != {code!r} ({exc.message})"
-    assert exc.status == status
-    assert exc.to_json()["code"] == code
+    assert http_status(exc) == status
+    assert ErrorBody(type=exc.kind, code=exc.code, message=exc.message).code == code
 
 
 # ---------------------------------------------------------------------------------------------

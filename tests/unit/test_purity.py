@@ -21,7 +21,7 @@ MODULES = sorted(f"paychan_common.{m.name}" for m in pkgutil.iter_modules([str(P
 def test_every_module_is_listed() -> None:
     """Sanity: the scan sees the whole package (so the checks below are not vacuous)."""
     expected = {"amount", "network", "base58", "bech32", "address", "keys", "script", "tx", "der", "sighash",
-                "channel", "state", "payment", "rules", "wire_v1", "wire_v2", "settlement", "errors"}
+                "channel", "state", "payment", "rules", "wire_v1", "wire_v2", "settlement", "errors", "messages"}
     assert expected <= {m.rsplit(".", 1)[1] for m in MODULES}
 
 

@@ -26,6 +26,7 @@ from paychan_common.errors import (
     Unauthorized,
     error_from_json,
 )
+from paychan_common.messages import ErrorBody
 from paychan_common.network import Network
 from paychan_common.payment import Payment
 from paychan_common.rules import HOUR, Accepted, ChannelPolicy
@@ -34,6 +35,7 @@ from paychan_common.sighash import NONE_ACP, SINGLE_ACP
 from paychan_common.state import ChannelState, Family, Status
 from paychan_common.tx import OutPoint
 from paychan_common.wire_v1 import encode_v1_payload, parse_v1_payload
+from paychan_runtime.http_errors import http_status
 
 from . import helpers as h
 from .helpers import DEFAULT_POLICY, Chan, assert_error, fast, make_chan
@@ -486,18 +488,21 @@ def test_secret_matches(opened: ChannelState) -> None:
     (Unauthorized, 401), (InternalError, 500),
 ])
 def test_error_tree_statuses(cls: type[PaychanError], status: int) -> None:
-    """Spec 7.5 status table; every error is a PaychanError and survives the internal JSON round trip."""
+    """Spec 7.5 status table (at the HTTP edge, by code); every error is a PaychanError, survives the internal
+    JSON round trip, and a raise site's finer code keeps its class's status."""
     err = cls("boom")
-    assert isinstance(err, PaychanError) and err.status == status
+    assert isinstance(err, PaychanError) and http_status(err) == status
+    assert http_status(cls("boom", code="some_finer_code")) == status
     again = error_from_json(cls.__name__, err.code, err.message)
     assert type(again) is cls and again.code == err.code and again.message == "boom"
-    assert err.to_json() == {"type": err.kind, "code": err.code, "message": "boom"}
+    assert ErrorBody(type=err.kind, code=err.code, message=err.message).model_dump() == {
+        "type": err.kind, "code": err.code, "message": "boom"}
 
 
 def test_invalid_payment_is_a_payment_error() -> None:
     assert issubclass(InvalidPayment, InvalidInput)
-    assert InvalidPayment("x").to_json()["type"] == "payment_error"
-    assert InvalidInput("x").to_json()["type"] == "application_error"
+    assert InvalidPayment("x").kind == "payment_error"
+    assert InvalidInput("x").kind == "application_error"
     assert type(error_from_json("NoSuchClass", "c", "m")) is InternalError
 
 

@@ -69,6 +69,12 @@ def refund(c: Chan) -> Address:
     return Address.p2pkh(c.client.public_key.hash160(), Network.TEST)
 
 
+
+def result_of(status: str, left: int, received: int, txid: str | None, app: str = "") -> PaymentResult:
+    """The PaymentResult wire message, positionally."""
+    return PaymentResult(channel_status=status, channel_value_left=left, value_received=received,  # type: ignore[arg-type]
+                         settlement_txid=txid, application_data=app)
+
 class World:
     """A PayChanService and its Settler over fresh fakes."""
 
@@ -93,7 +99,9 @@ class World:
                    by_outpoint: bool = True) -> PaymentResult:
         change = c.funding.value - price
         payment = c.payment(change, address=refund(c))
-        return await self.svc.open(family, c.params, payment, refund(c), c.outpoint if by_outpoint else None)
+        opened = await self.svc.open(family, c.params, payment, refund(c), c.outpoint if by_outpoint else None)
+        assert opened.outpoint == c.outpoint
+        return opened.result
 
     def stored(self, c: Chan) -> ChannelState:
         return self.store.states[c.outpoint]
@@ -111,14 +119,14 @@ def test_funding_info_of_each_family(w: World) -> None:
     c = chan(1)
     params = w.svc.params(c.client.public_key, EXP)
     assert params == c.params
-    v2 = w.svc.funding_info(params)
+    v2 = w.svc.funding_info(params, with_script=True).wire()
     assert v2 == {"server_pubkey": SERVER.public_key.hex, "dust_limit": 700,
                   "funding_address_copy": c.funding_address.text, "redeem_script_copy": c.redeem_script.hex(),
                   "open_price": PRICE, "funding_tx_min_conf": 10, "settlement_period_hours": 12,
                   "min_duration_hours": 48}
-    v23 = w.svc.funding_info(params, with_script=False)
+    v23 = w.svc.funding_info(params, with_script=False).wire()
     assert v23 == {k: v for k, v in v2.items() if k != "redeem_script_copy"}
-    assert w.svc.funding_info(params, v1=True) == {
+    assert w.svc.funding_info_v1(params).model_dump() == {
         "server_pubkey": SERVER.public_key.hex, "funding_address_copy": c.funding_address.text,
         "open_price": 70_000 + FEE, "funding_tx_min_conf": 10, "settlement_period_hours": 12}
 
@@ -151,7 +159,7 @@ async def test_begin_open_refuses_a_funding_short_of_confirmations(w: World) -> 
 async def test_open_stores_the_channel_and_reports_it(w: World, by_outpoint: bool) -> None:
     c = w.fund(chan(1))
     result = await w.open(c, by_outpoint=by_outpoint)
-    assert result == PaymentResult(c.outpoint, "open", c.funding.value - PRICE, PRICE, None)
+    assert result == result_of("open", c.funding.value - PRICE, PRICE, None)
     state = w.stored(c)
     assert (state.status, state.change_value, state.family, state.open_time) == (
         Status.OPEN, c.funding.value - PRICE, Family.V2_SEED, NOW)
@@ -258,10 +266,12 @@ async def test_open_by_address_reports_the_first_refusal(w: World) -> None:
 async def test_an_exhausting_open_settles_at_once(w: World) -> None:
     c = w.fund(chan(1))
     payment = c.payment(0, sighash=NONE_ACP, address=refund(c))
-    result = await w.svc.open(Family.V2_3, c.params, payment, refund(c), c.outpoint)
+    opened = await w.svc.open(Family.V2_3, c.params, payment, refund(c), c.outpoint)
+    assert opened.outpoint == c.outpoint
+    result = opened.result
     state = w.stored(c)
     assert state.status is Status.CLOSING and state.settlement_tx and w.chain.published == [state.settlement_tx]
-    assert result == PaymentResult(c.outpoint, "closed", 0, c.funding.value, state.settlement_txid)
+    assert result == result_of("closed", 0, c.funding.value, state.settlement_txid)
 
 
 # -------------------------------------------------------------------------------------------- pay
@@ -279,7 +289,7 @@ async def test_pay_applies_the_payment_and_tells_the_hooks(w: World) -> None:
     st = await w.svc.static(c.outpoint)
     payment = c.payment(change - 1_000, address=refund(c), full=False)
     result = await w.svc.pay(c.outpoint, payment, st)
-    assert result == PaymentResult(c.outpoint, "open", change - 1_000, 1_000, None, "thanks")
+    assert result == result_of("open", change - 1_000, 1_000, None, "thanks")
     assert w.stored(c).change_value == change - 1_000 and w.stored(c).payment_count == 2
     [(told, told_st, told_payment)] = w.hooks.paid_calls
     assert told.application_data == "" and told_st is st and told_payment is payment
@@ -290,7 +300,7 @@ async def test_value_left_may_be_reported_minus_dust() -> None:
     c, change = await opened(w)
     result = await w.svc.pay(c.outpoint, c.payment(change - 10, address=refund(c), full=False),
                              await w.svc.static(c.outpoint))
-    assert result.value_left == change - 10 - 700
+    assert result.channel_value_left == change - 10 - 700
 
 
 async def test_pay_stops_a_settlement_period_before_expiry(w: World) -> None:
@@ -328,7 +338,7 @@ async def test_an_exhausting_payment_settles_the_channel(w: World) -> None:
     result = await w.svc.pay(c.outpoint, payment, await w.svc.static(c.outpoint))
     state = w.stored(c)
     assert state.status is Status.CLOSING and w.chain.published == [state.settlement_tx]
-    assert result == PaymentResult(c.outpoint, "closed", 0, change, state.settlement_txid)
+    assert result == result_of("closed", 0, change, state.settlement_txid)
     assert len(w.hooks.paid_calls) == 1
 
 
@@ -338,7 +348,7 @@ async def test_an_exhausted_channel_whose_settlement_must_wait_still_counts_the_
     w.signer.fail("sign_settlement", ServiceUnavailable("signer down"))
     result = await w.svc.pay(c.outpoint, c.payment(0, sighash=NONE_ACP, address=refund(c), full=False),
                              await w.svc.static(c.outpoint))
-    assert result == PaymentResult(c.outpoint, "closed", 0, change, None)
+    assert result == result_of("closed", 0, change, None)
     assert w.stored(c).status is Status.CLOSING and not w.stored(c).settlement_tx
     assert any("settlement pending: signer down" in r.getMessage() for r in caplog.records)
 
@@ -349,7 +359,7 @@ async def test_an_exhausting_payment_racing_another_close_leaves_the_settling_to
     result = await w.svc.pay(c.outpoint, c.payment(0, sighash=NONE_ACP, address=refund(c), full=False),
                              await w.svc.static(c.outpoint))
     # The payment is stored and counted; the request that moved the channel to closing settles it.
-    assert result == PaymentResult(c.outpoint, "open", 0, change, None)
+    assert result == result_of("open", 0, change, None)
     assert w.signer.calls == [] and w.chain.published == []
 
 
@@ -435,11 +445,11 @@ async def test_close_v1_settles_with_the_latest_payment(w: World) -> None:
     result = await w.svc.close_v1(c.outpoint, latest)
     state = w.stored(c)
     assert state.status is Status.CLOSING and w.chain.published == [state.settlement_tx]
-    assert result == PaymentResult(c.outpoint, "closed", change, 0, state.settlement_txid)
+    assert result == result_of("closed", change, 0, state.settlement_txid)
     assert w.hooks.closed_calls == [(Family.V1, 0)]
     w.chain.mine(state.settlement_txid, 1)
     again = await w.svc.close_v1(c.outpoint, latest)  # closing: finishes, without a second close count
-    assert again.status == "closed" and w.stored(c).status is Status.CLOSED
+    assert again.channel_status == "closed" and w.stored(c).status is Status.CLOSED
     assert w.hooks.closed_calls == [(Family.V1, 0)]
     assert (await w.svc.close_v1(c.outpoint, latest)) == again  # closed: the same answer
 
@@ -460,7 +470,7 @@ async def test_close_v2_seed_signs_a_zero_value_closing_payment_to_a_new_address
     result = await w.svc.close_v2(c.outpoint, c.payment(change, address=new), st)
     state = w.stored(c)
     assert state.change_address == new.text and state.change_script == new.script_pubkey
-    assert result == PaymentResult(c.outpoint, "closed", change, 0, state.settlement_txid)
+    assert result == result_of("closed", change, 0, state.settlement_txid)
     assert w.hooks.closed_calls == [(Family.V2_SEED, 0)]
     [(_, fee, _)] = w.signer.called("sign_settlement")
     assert fee == FEE
@@ -491,7 +501,7 @@ async def test_close_v2_repeated_while_closing_finishes_with_the_stored_payment(
     with pytest.raises(ServiceUnavailable):
         await w.svc.close_v2(c.outpoint, closing, st)
     result = await w.svc.close_v2(c.outpoint, closing, st)  # the client retries after the 503
-    assert result.status == "closed" and result.settlement_txid == w.stored(c).settlement_txid
+    assert result.channel_status == "closed" and result.settlement_txid == w.stored(c).settlement_txid
     assert w.chain.published == [w.stored(c).settlement_tx]
     with pytest.raises(ChannelGone) as exc:  # another payment while closing
         await w.svc.close_v2(c.outpoint, c.payment(change - 1, address=refund(c), full=False), st)
@@ -503,7 +513,7 @@ async def test_close_v2_of_a_closed_channel_checks_the_signature_and_answers_clo
     st = await w.svc.static(c.outpoint)
     done = w.store.put(replace(w.stored(c), status=Status.CLOSED, settlement_txid="ab" * 32))
     result = await w.svc.close_v2(c.outpoint, c.payment(change, address=refund(c), full=False), st)
-    assert result == PaymentResult(c.outpoint, "closed", done.change_value, 0, "ab" * 32)
+    assert result == result_of("closed", done.change_value, 0, "ab" * 32)
     forged = chan(8).payment(change, address=refund(c), full=False)
     with pytest.raises(InvalidPayment):
         await w.svc.close_v2(c.outpoint, forged, st)
@@ -514,4 +524,4 @@ async def test_close_v2_of_a_refunded_channel_has_no_settlement_txid(w: World) -
     st = await w.svc.static(c.outpoint)
     w.store.put(replace(w.stored(c), status=Status.CLOSED, settlement_txid=""))
     result = await w.svc.close_v2(c.outpoint, c.payment(change, address=refund(c), full=False), st)
-    assert result.status == "closed" and result.settlement_txid is None
+    assert result.channel_status == "closed" and result.settlement_txid is None

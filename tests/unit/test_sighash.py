@@ -18,6 +18,7 @@ from paychan_common.sighash import (
     legacy_sighash,
 )
 from paychan_common.tx import OutPoint, Transaction, TxIn, TxOut
+from paychan_runtime.http_errors import http_status
 
 from .helpers import Chan, addresses, amounts, bitcoinlib_sighash, chans, fast, networks, outpoints, vector_b_chan
 
@@ -106,7 +107,7 @@ def test_verifier_digest_refuses_other_sighash() -> None:
     for sighash in (b for b in range(256) if b not in (SINGLE_ACP, NONE_ACP)):
         with pytest.raises(InvalidPayment) as exc:
             chan.verifier.digest(1000, b"", sighash)
-        assert exc.value.code == "bad_sighash" and exc.value.status == 400
+        assert exc.value.code == "bad_sighash" and http_status(exc.value) == 400
 
 
 @fast(40)

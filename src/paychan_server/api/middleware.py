@@ -1,13 +1,27 @@
-"""One error middleware for the public API (spec 6.1, 7.5) and CORS headers."""
+"""The public API's error edge (spec 6.1, 7.5) and CORS headers.
+
+Statuses come from the shared table (`paychan_runtime.http_errors`) plus this edge's data: the status a
+route family gives a code (`FAMILY_STATUS`) and the headers a code carries (`HEADERS_BY_CODE`). Nothing
+here changes an error; a route never decorates one after raising it.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
-from paychan_common.errors import ChannelGone, PaychanError
+from paychan_common.errors import PaychanError
+from paychan_common.messages import ErrorBody
+from paychan_common.state import Family, Status
 from paychan_runtime.http import Handler, json_response
+from paychan_runtime.http_errors import http_status
+from paychan_runtime.metrics import route_template
+
+from ..domain.results import ExistingChannel
+from .routes import family_of_path
+from .urls import channel_url
 
 log = logging.getLogger("paychan.server")
 
@@ -18,6 +32,22 @@ CORS_HEADERS = {
     "Access-Control-Expose-Headers": "Location",
 }
 
+# v1: a settled channel is "no such channel" (spec 6.2, 7.3).
+FAMILY_STATUS: Mapping[Family, Mapping[str, int]] = {Family.V1: {"channel_closed": 404}}
+
+HeaderRule = Callable[[web.Request, Family | None, PaychanError], dict[str, str]]
+
+
+def _existing_location(request: web.Request, family: Family | None, err: PaychanError) -> dict[str, str]:
+    """409 + Location of the existing channel, when it is open (spec 6.2, 6.3, 6.5)."""
+    if family is None or not isinstance(err, ExistingChannel) or err.existing.status is not Status.OPEN:
+        return {}
+    st = err.existing
+    return {"Location": channel_url(request, family, st.client_pubkey, st.exp_time, st.outpoint)}
+
+
+HEADERS_BY_CODE: Mapping[str, HeaderRule] = {"channel_exists": _existing_location}
+
 
 def _reason(message: str) -> str:
     """A reason phrase: one line of printable latin-1."""
@@ -25,38 +55,40 @@ def _reason(message: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1") or "Error"
 
 
-def error_response(err: PaychanError, *, v1: bool, headers: dict[str, str] | None = None) -> web.Response:
-    """Status + reason phrase = message (v1 clients read it) + JSON body {type, code, message}."""
-    status = err.status
-    if v1 and isinstance(err, ChannelGone) and err.code == "channel_closed":
-        status = 404  # v1: a settled channel is "no such channel" (spec 6.2, 7.3)
-    resp = json_response(err.to_json(), status=status, headers=headers)
-    resp.set_status(status, _reason(err.message))
+def _answer(body: ErrorBody, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    """Status + reason phrase = message (v1 clients read it) + the JSON body {type, code, message}."""
+    resp = json_response(body.model_dump(), status=status, headers=headers)
+    resp.set_status(status, _reason(body.message))
     return resp
+
+
+def error_response(err: PaychanError, request: web.Request) -> web.Response:
+    """The answer to `err` raised by the route `request` matched."""
+    family = family_of_path(route_template(request))
+    status = http_status(err, FAMILY_STATUS.get(family) if family is not None else None)
+    rule = HEADERS_BY_CODE.get(err.code)
+    headers = rule(request, family, err) if rule is not None else None
+    return _answer(ErrorBody(type=err.kind, code=err.code, message=err.message), status, headers)
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map every failure to a status and a JSON body; internal errors are logged, answered generically."""
-    v1 = request.path.startswith("/v1/")
     try:
         return await handler(request)
     except PaychanError as err:
-        if err.status >= 500:
-            log.warning("%s %s -> %d %s", request.method, request.path, err.status, err.message)
-        return error_response(err, v1=v1, headers=err.headers)
+        response = error_response(err, request)
+        if response.status >= 500:
+            log.warning("%s %s -> %d %s", request.method, request.path, response.status, err.message)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        kind = PaychanError(exc.reason or "error", code=f"http_{exc.status}")
-        kind.status = exc.status
-        kind.kind = "application_error"
-        resp = json_response(kind.to_json(), status=exc.status)
-        resp.set_status(exc.status, _reason(exc.reason or "error"))
-        return resp
+        reason = exc.reason or "error"
+        return _answer(ErrorBody(type="application_error", code=f"http_{exc.status}", message=reason), exc.status)
     except Exception:
         log.exception("internal error on %s %s", request.method, request.path)
-        return error_response(PaychanError("internal server error"), v1=v1)
+        return error_response(PaychanError("internal server error"), request)
 
 
 async def add_cors(request: web.Request, response: web.StreamResponse) -> None:

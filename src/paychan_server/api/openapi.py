@@ -1,5 +1,5 @@
-"""`GET /openapi.json` (the OpenAPI 3 document of openapi_doc.py) and `GET /docs`, a self-contained HTML
-rendering of it (inline CSS, no script, no external asset: it works offline)."""
+"""The OpenAPI document as served: its JSON bytes for `GET /openapi.json`, and a self-contained HTML rendering
+for `GET /docs` (inline CSS, no script, no external asset: it works offline)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .openapi_doc import build_document
+from .meta import DOCS_PAGE, OPENAPI_BODY
 
-__all__ = ["add_openapi_routes", "render_html"]
+__all__ = ["publish_document", "render_html"]
 
 Json = dict[str, Any]
 METHODS = ("get", "post", "put", "delete", "options")
@@ -40,9 +40,9 @@ def _schema_text(schema: Json) -> str:
     if "$ref" in schema:
         name = str(schema["$ref"]).rsplit("/", 1)[-1]
         return f'<a href="#schema-{_esc(name)}">{_esc(name)}</a>'
+    if "anyOf" in schema:
+        return " | ".join(_schema_text(sub) for sub in schema["anyOf"])
     parts = [_esc(schema.get("type", "any"))]
-    if schema.get("nullable"):
-        parts.append("| null")
     for key in ("enum", "pattern", "minimum", "maximum"):
         if key in schema:
             parts.append(f'<span class="muted">{key}: <code>{_esc(schema[key])}</code></span>')
@@ -107,17 +107,7 @@ def render_html(doc: Json) -> str:
     return "".join(parts)
 
 
-def add_openapi_routes(app: web.Application, version: str = "0.1.0") -> None:
-    """Register GET /openapi.json and GET /docs (rendered once)."""
-    doc = build_document(version)
-    body = orjson.dumps(doc)
-    page = render_html(doc).encode()
-
-    async def openapi_json(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
-
-    async def docs(request: web.Request) -> web.Response:
-        return web.Response(body=page, content_type="text/html", charset="utf-8")
-
-    app.router.add_get("/openapi.json", openapi_json)
-    app.router.add_get("/docs", docs)
+def publish_document(app: web.Application, doc: Json) -> None:
+    """Render the document once into the app, for GET /openapi.json and GET /docs (`meta.py`)."""
+    app[OPENAPI_BODY] = orjson.dumps(doc)
+    app[DOCS_PAGE] = render_html(doc).encode()

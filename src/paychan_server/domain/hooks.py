@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 from paychan_common.state import Family
 
 if TYPE_CHECKING:
+    from paychan_common.messages import PaymentResult
     from paychan_common.payment import Payment
 
-    from .results import PaymentResult, StaticChannel
+    from .results import StaticChannel
 
 __all__ = ["PaymentHooks", "SettlementHooks"]
 

@@ -1,4 +1,5 @@
-"""What the domain answers: a payment's result, the channel that already exists, a channel's static part."""
+"""What the domain answers: an opened channel, the channel that already exists, a channel's static part
+(a payment's result is the wire message `paychan_common.messages.PaymentResult`)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,19 @@ from dataclasses import dataclass
 from paychan_common.address import Address
 from paychan_common.channel import PaymentVerifier
 from paychan_common.errors import ChannelExists
+from paychan_common.messages import PaymentResult
 from paychan_common.state import ChannelState, Family
 from paychan_common.tx import OutPoint
 
-__all__ = ["ExistingChannel", "PaymentResult", "StaticChannel"]
+__all__ = ["ExistingChannel", "Opened", "PaymentResult", "StaticChannel"]
 
 
 @dataclass(frozen=True, slots=True)
-class PaymentResult:
-    """What a client is told after open, pay or close (spec 6.2/6.3 PaymentResult)."""
+class Opened:
+    """A channel just opened: where it is (v1 learns it here) and what the client is told."""
 
     outpoint: OutPoint
-    status: str  # "open" | "closed"
-    value_left: int
-    value_received: int
-    settlement_txid: str | None
-    application_data: str = ""
+    result: PaymentResult
 
 
 class ExistingChannel(ChannelExists):

@@ -17,6 +17,7 @@ from paychan_common.errors import (
     PaychanError,
 )
 from paychan_common.keys import PublicKey
+from paychan_common.messages import FundingInfo, FundingInfoV1, PaymentResult
 from paychan_common.network import Network
 from paychan_common.payment import Payment
 from paychan_common.rules import (
@@ -39,7 +40,7 @@ from ..config import ServerConfig
 from .clock import ClockPort
 from .hooks import PaymentHooks
 from .ports import Blockchain, ChannelStorePort
-from .results import ExistingChannel, PaymentResult, StaticChannel
+from .results import ExistingChannel, Opened, StaticChannel
 from .settler import Settler
 
 
@@ -72,21 +73,21 @@ class PayChanService:
         extra = FIXED_SETTLEMENT_SIZE * self.cfg.settlement.fee_rate_sat_per_byte
         return self.cfg.v1.base_price + (extra if self.cfg.v1.price_add_settlement_fee else 0)
 
-    def funding_info(self, params: ChannelParams, *, v1: bool = False, with_script: bool = True) -> dict[str, object]:
-        """FundingInfo JSON (v1, v2-seed with redeem_script_copy, v2.3.0 without)."""
+    def funding_info_v1(self, params: ChannelParams) -> FundingInfoV1:
+        """v1 FundingInfo (spec 6.2)."""
         p = self.policy
-        if v1:
-            return {"server_pubkey": self.server_pubkey.hex, "funding_address_copy": params.funding_address.text,
-                    "open_price": self.v1_open_price(), "funding_tx_min_conf": p.funding_min_conf,
-                    "settlement_period_hours": p.settlement_period_hours}
-        info: dict[str, object] = {"server_pubkey": self.server_pubkey.hex, "dust_limit": p.dust_limit,
-                                   "funding_address_copy": params.funding_address.text}
-        if with_script:
-            info["redeem_script_copy"] = params.redeem_script.hex()
-        info.update({"open_price": p.open_price, "funding_tx_min_conf": p.funding_min_conf,
-                     "settlement_period_hours": p.settlement_period_hours,
-                     "min_duration_hours": p.min_duration_hours})
-        return info
+        return FundingInfoV1(server_pubkey=self.server_pubkey.hex, funding_address_copy=params.funding_address.text,
+                             open_price=self.v1_open_price(), funding_tx_min_conf=p.funding_min_conf,
+                             settlement_period_hours=p.settlement_period_hours)
+
+    def funding_info(self, params: ChannelParams, *, with_script: bool) -> FundingInfo:
+        """v2 FundingInfo: v2-seed with `redeem_script_copy`, v2.3.0 without (spec 6.3 #1, 6.4 #1)."""
+        p = self.policy
+        return FundingInfo(server_pubkey=self.server_pubkey.hex, dust_limit=p.dust_limit,
+                           funding_address_copy=params.funding_address.text,
+                           redeem_script_copy=params.redeem_script.hex() if with_script else None,
+                           open_price=p.open_price, funding_tx_min_conf=p.funding_min_conf,
+                           settlement_period_hours=p.settlement_period_hours, min_duration_hours=p.min_duration_hours)
 
     async def begin_open(self, params: ChannelParams) -> OutPoint:
         """v2-seed begin_open: the confirmed funding output of this channel (409 if none yet)."""
@@ -99,7 +100,7 @@ class PayChanService:
 
     # -- open ---------------------------------------------------------------------------------------
     async def open(self, family: Family, params: ChannelParams, payment: Payment, change_address: Address,
-                   outpoint: OutPoint | None) -> PaymentResult:
+                   outpoint: OutPoint | None) -> Opened:
         """Open a channel with its first payment (spec 7.2)."""
         now = self.clock.now()
         check_open_expiry(params.exp_time, now, self.policy)
@@ -130,8 +131,8 @@ class PayChanService:
         self.hooks.opened(family, accepted.value_received)
         self._remember(state)
         if state.exhausted:
-            return self._result(await self._settle_exhausted(state), accepted.value_received)
-        return self._result(state, accepted.value_received)
+            state = await self._settle_exhausted(state)
+        return Opened(state.outpoint, self._result(state, accepted.value_received))
 
     async def _fundings(self, params: ChannelParams, payment: Payment, outpoint: OutPoint | None) -> list[Funding]:
         addr = params.funding_address
@@ -221,7 +222,9 @@ class PayChanService:
                 closed = await self._settle_exhausted(state)
                 return await self.hooks.paid(self._result(closed, applied.value_received), st, payment)
         left = self.cfg.channel.value_left(applied.change_value)
-        return await self.hooks.paid(PaymentResult(outpoint, "open", left, applied.value_received, None), st, payment)
+        result = PaymentResult(channel_status="open", channel_value_left=left,
+                               value_received=applied.value_received, settlement_txid=None)
+        return await self.hooks.paid(result, st, payment)
 
     async def _settle_exhausted(self, state: ChannelState) -> ChannelState:
         """Settle a channel a payment exhausted (spec 7.3 step 12); the payment counted even if settling
@@ -284,7 +287,8 @@ class PayChanService:
     # -- results ------------------------------------------------------------------------------------
     def _result(self, state: ChannelState, received: int) -> PaymentResult:
         closed = state.status is not Status.OPEN
-        return PaymentResult(state.outpoint, "closed" if closed else "open",
-                             self.cfg.channel.value_left(state.change_value), received,
-                             state.settlement_txid or None if closed else None)
+        return PaymentResult(channel_status="closed" if closed else "open",
+                             channel_value_left=self.cfg.channel.value_left(state.change_value),
+                             value_received=received,
+                             settlement_txid=state.settlement_txid or None if closed else None)
 

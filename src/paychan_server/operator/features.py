@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 from aiohttp import web
@@ -29,21 +30,14 @@ from .management import ManagementDeps, create_management_app
 from .metrics import ServerMetrics
 from .totals import TotalsCache, TotalsSource
 
-__all__ = ["HOT_ROUTES", "OperatorFeatures", "request_middlewares"]
+__all__ = ["OperatorFeatures", "request_middlewares"]
 
 log = logging.getLogger("paychan.server")
 
-# The payment hot path and polling endpoints: logged at DEBUG only.
-HOT_ROUTES = (
-    ("PUT", "/v1/channels/{txid}/{vout}"), ("PUT", "/v1/channels/{txid}/{vout}/pay"),
-    ("PUT", "/v2/channels/{pk}/{exp}/{txid}/{vout}"), ("PUT", "/v2/channels/{txid}/{vout}"),
-    ("*", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"),
-)
-
-
-def request_middlewares(metrics: ServerMetrics) -> list[Middleware]:
-    """Outermost middlewares of the public app: latency histogram, then the access log."""
-    return [latency_middleware(metrics), access_log_middleware(quiet_routes(HOT_ROUTES))]
+def request_middlewares(metrics: ServerMetrics, quiet: Iterable[tuple[str, str]]) -> list[Middleware]:
+    """Outermost middlewares of the public app: latency histogram, then the access log (`quiet` routes, as
+    (method, template), at DEBUG)."""
+    return [latency_middleware(metrics), access_log_middleware(quiet_routes(quiet))]
 
 
 class OperatorFeatures:

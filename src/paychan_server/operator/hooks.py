@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from paychan_common.state import Family
@@ -10,10 +9,11 @@ from paychan_common.state import Family
 from ..domain.hooks import PaymentHooks, SettlementHooks
 
 if TYPE_CHECKING:
+    from paychan_common.messages import PaymentResult
     from paychan_common.payment import Payment
 
     from ..adapters.callback import ValueCallback
-    from ..domain.results import PaymentResult, StaticChannel
+    from ..domain.results import StaticChannel
     from .metrics import ServerMetrics
 
 __all__ = ["OperatorHooks", "SettlementCounters"]
@@ -44,18 +44,18 @@ class OperatorHooks(PaymentHooks):
             self.metrics.payment("pay", st.family, result.value_received)
         if self.callback is None:
             return result
-        outpoint = result.outpoint
+        outpoint = st.verifier.outpoint
         app_data = await self.callback.call({
             "amount": result.value_received,
             "sender": st.client_pubkey.hex(),
-            "chan_value_left": result.value_left,
+            "chan_value_left": result.channel_value_left,
             "chan_total_value": st.funding_value,
             "funding_txid": outpoint.display_txid,
             "funding_vout": outpoint.vout,
-            "channel_status": result.status,
+            "channel_status": result.channel_status,
             "application_data": payment.application_data,
         })
-        return replace(result, application_data=app_data) if app_data else result
+        return result.model_copy(update={"application_data": app_data}) if app_data else result
 
 
 class SettlementCounters(SettlementHooks):

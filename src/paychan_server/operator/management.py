@@ -36,6 +36,7 @@ from paychan_runtime.http import (
     internal_error_middleware,
     json_response,
 )
+from paychan_runtime.http_errors import http_status
 from paychan_runtime.logs import access_log_middleware, quiet_routes
 from paychan_runtime.metrics import latency_middleware, metrics_handler
 
@@ -43,7 +44,7 @@ from ..api.params import parse_outpoint, parse_pubkey, parse_uint
 from ..config import ServerConfig
 from ..domain.ports import Blockchain
 from ..domain.service import PayChanService
-from .metrics import FAMILY_LABEL, ServerMetrics
+from .metrics import ServerMetrics
 from .session import is_open, presented, wants_page
 from .totals import TotalsCache, TotalsSource
 
@@ -92,7 +93,7 @@ def channel_json(state: ChannelState, cfg: ServerConfig) -> dict[str, object]:
         "funding_vout": op.vout,
         "sender": state.client_pubkey.hex(),
         "status": state.status.label,
-        "family": FAMILY_LABEL.get(state.family, str(state.family)),
+        "family": state.family.label,
         "value_left": cfg.channel.value_left(state.change_value),
         "expires": state.exp_time,
         "funding_value": state.funding_value,
@@ -269,7 +270,7 @@ def auth_middleware(token: str, metrics_token: str | None = None) -> Middleware:
             if wants_page(request):
                 raise web.HTTPSeeOther("/login")
             err = Unauthorized("missing or wrong bearer token")
-            return json_response(internal_error_body(err), status=401,
+            return json_response(internal_error_body(err), status=http_status(err),
                                  headers={"WWW-Authenticate": 'Bearer realm="paychan-management"'})
         return await handler(request)
 

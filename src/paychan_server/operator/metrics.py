@@ -18,9 +18,8 @@ from paychan_runtime.metrics import Metrics
 
 from .totals import BUCKETS, Totals
 
-__all__ = ["FAMILY_LABEL", "METRICS", "ServerMetrics"]
+__all__ = ["METRICS", "ServerMetrics"]
 
-FAMILY_LABEL = {Family.V1: "v1", Family.V2_SEED: "v2-seed", Family.V2_3: "v2.3.0"}
 KINDS = ("open", "pay", "close")
 _SETTLEMENT_STATE = {Status.CLOSING.label: "in_progress", Status.CLOSED.label: "settled"}
 
@@ -90,8 +89,8 @@ class ServerMetrics(Metrics):
         self.totals: Totals | None = None
         # Pre-bound children: the hot path does one dict lookup and two Counter.inc calls.
         self._children: dict[tuple[str, Family], tuple[Any, Any]] = {
-            (kind, fam): (self.payments.labels(kind, label), self.value.labels(kind, label))
-            for kind in KINDS for fam, label in FAMILY_LABEL.items()}
+            (kind, fam): (self.payments.labels(kind, fam.label), self.value.labels(kind, fam.label))
+            for kind in KINDS for fam in Family}
         self.add_collector(_TotalsCollector(self))
 
     def payment(self, kind: str, family: Family, value: int) -> None:
