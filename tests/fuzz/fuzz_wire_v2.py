@@ -11,7 +11,9 @@ from tests.fuzz import INSTRUMENTED
 
 with atheris.instrument_imports(include=INSTRUMENTED):
     from paychan_common import wire_v2
-    from paychan_common.wire_v2 import PaymentDataModel, PaymentModel, parse_v2_payment, payment_to_json
+    from paychan_common.messages import PaymentBody as PaymentModel
+    from paychan_common.messages import PaymentDataBody as PaymentDataModel
+    from paychan_common.wire_v2 import parse_v2_payment, payment_to_json
     from tests.fuzz.common import NOT_JSON, json_input, main, rejects_cleanly
     from tests.fuzz.seeds import v2_bodies
 

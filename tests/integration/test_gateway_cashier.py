@@ -49,7 +49,8 @@ class FakeService:
         if self.lose_answer:
             self.lose_answer = False
             raise ServiceUnavailable("ChanStore did not answer")
-        return PaymentResult(outpoint, "open", self.change, value, None)
+        return PaymentResult(channel_status="open", channel_value_left=self.change, value_received=value,
+                             settlement_txid=None)
 
 
 def _route(**price: Any) -> RouteConfig:

@@ -6,6 +6,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from paychan_common.errors import InvalidInput, PaychanError
+from paychan_gateway.answers import gateway_status
 from paychan_gateway.config import RouteConfig
 from paychan_gateway.header import format_payment_header, has_payment, parse_payment_header, request_key
 from paychan_gateway.proxy import upstream_headers, upstream_url
@@ -44,7 +45,7 @@ def test_malformed_headers_are_400_with_a_reason(mangle: object) -> None:
     _, value = _valid()
     with pytest.raises(PaychanError) as info:
         parse_payment_header(mangle(value))  # type: ignore[operator]
-    assert info.value.status == 400 and info.value.message
+    assert gateway_status(info.value) == 400 and info.value.message
 
 
 def test_request_key_binds_method_target_and_idempotency_key() -> None:
