@@ -149,7 +149,9 @@ async def test_estimate_rate_is_not_capped_and_incremental_rate_is_the_nodes(tmp
                 for _ in range(3):
                     node.rpc("sendtoaddress", sink, "0.01", "", "", False, True, None, "unset", None, 30)
                 node.mine(1)
-            assert await adapter.estimate_rate(2) == 30, "above the 2 sat/byte cap: not capped"
+            rate = await adapter.estimate_rate(2)
+            # the transactions paid 30 sat/vB; the node's estimator rounds its bucket up to 30 or 31
+            assert rate is not None and 30 <= rate <= 31, f"{rate}: above the 2 sat/byte cap, not capped"
             assert await adapter.fee_rate() == 2, "the settlement's first rate stays capped"
         finally:
             await adapter.close()
