@@ -43,7 +43,7 @@ from chan_store.storage import Storage
 from chan_store.store import ChannelStore, FatalHandler, exit_process
 from chan_store.tools import snapshot_to
 from paychan_common.errors import ChannelNotFound, InvalidInput
-from paychan_runtime.config import load_or_create_secret
+from paychan_runtime.config import check_private_file, load_or_create_secret, read_password_file
 from paychan_runtime.faults import CrashHook, crash_point_from_env
 from paychan_runtime.http import (
     bearer_auth_middleware,
@@ -86,9 +86,7 @@ def open_postgres(config: StoreConfig) -> PostgresChannelStore:
     """The PostgreSQL engine at storage.dsn, its password read from storage.password_file."""
     storage = config.storage
     assert storage.dsn is not None  # the config validator requires it for this engine
-    password = None
-    if storage.password_file is not None:
-        password = Path(storage.password_file).read_text().strip()
+    password = read_password_file(storage.password_file)
     return PostgresChannelStore(storage.dsn, password=password, pool_size=storage.pool_size)
 
 
@@ -186,6 +184,8 @@ def create_app(config: StoreConfig, *, storage_factory: StorageFactory | None = 
     opened and the channels loaded in a cleanup context."""
     factory = storage_factory if storage_factory is not None else _default_storage()
     token = load_or_create_secret(Path(config.auth.token_file))
+    if config.storage.password_file is not None:  # refused at start, not when the engine opens
+        check_private_file(Path(config.storage.password_file), "storage.password_file")
     metrics = StoreMetrics()
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,

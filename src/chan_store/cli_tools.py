@@ -15,7 +15,7 @@ from chan_store.config import StoreConfig
 from chan_store.pg_schema import migrate
 from chan_store.storage import StorageError
 from chan_store.tools import copy_channels, digest_of, restore_backup
-from paychan_runtime.config import ConfigError, load_config
+from paychan_runtime.config import ConfigError, load_config, read_password_file
 
 __all__ = ["TOOLS", "run_tool"]
 
@@ -42,15 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _password(path: str | None) -> str | None:
-    return None if path is None else Path(path).read_text().strip()
-
-
 async def _migrate_schema(config: StoreConfig) -> int:
     storage = config.storage
     if storage.engine != "postgres" or storage.dsn is None:
         raise ValueError("schema migrations are for engine = \"postgres\" (LevelDB has no schema)")
-    conn = await asyncpg.connect(storage.dsn, password=_password(storage.password_file))
+    conn = await asyncpg.connect(storage.dsn, password=read_password_file(storage.password_file))
     try:
         return await migrate(conn)
     finally:
@@ -78,7 +74,8 @@ def run_tool(argv: Sequence[str]) -> int:
         if args.tool == "migrate" and args.source:
             if not args.target or args.config_file:
                 raise ValueError("copy with --from SOURCE --to TARGET (and no config file)")
-            report = asyncio.run(copy_channels(args.source, args.target, password=_password(args.password_file)))
+            password = read_password_file(args.password_file, "--password-file")
+            report = asyncio.run(copy_channels(args.source, args.target, password=password))
             print(f"copied and verified {report.channels} channels {report.counts}, digest {report.digest}")
         elif args.tool == "migrate":
             if not args.config_file:
@@ -94,7 +91,8 @@ def run_tool(argv: Sequence[str]) -> int:
             restore_backup(Path(args.directory), config.storage.directory)
             print(f"restored {args.directory} to {config.storage.directory}")
         else:
-            report = asyncio.run(digest_of(args.location, password=_password(args.password_file)))
+            password = read_password_file(args.password_file, "--password-file")
+            report = asyncio.run(digest_of(args.location, password=password))
             print(f"{report.channels} channels {report.counts}, digest {report.digest}")
     except ConfigError as exc:
         print(f"chan-store: {exc.message}", file=sys.stderr)

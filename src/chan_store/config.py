@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from chan_store.store import DEFAULT_CACHE_SIZE
 from paychan_runtime.config import InternalListenConfig as ListenConfig
-from paychan_runtime.config import InternalServiceConfig, StrictSection
+from paychan_runtime.config import InternalServiceConfig, StrictSection, config_error
 from paychan_runtime.config import TokenAuthConfig as AuthConfig
 
 __all__ = ["AuthConfig", "ListenConfig", "StorageConfig", "StoreConfig"]
@@ -75,3 +75,10 @@ class StoreConfig(InternalServiceConfig):
     """The whole ChanStore config file."""
 
     storage: StorageConfig
+
+    @model_validator(mode="after")
+    def _check(self) -> StoreConfig:
+        if self.network == "live" and not self.storage.sync:
+            raise config_error("storage.sync: false is refused on network 'live': a crash would lose "
+                               "acknowledged payments")
+        return self

@@ -27,6 +27,7 @@ from chan_store.storage import (
     StorageFailedError,
     WriteBatch,
 )
+from paychan_runtime.files import private_directory
 
 __all__ = ["BatchWriter", "LevelDBHandle", "LevelDBStorage", "LevelDBWriteBatch", "crashing_writer", "write_batches"]
 
@@ -106,7 +107,10 @@ class LevelDBStorage:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         try:
+            private_directory(path)  # channel states hold the latest client signatures and v2.3.0 secrets
             self._db: Any = plyvel.DB(str(path), create_if_missing=True)
+        except OSError as exc:
+            raise StorageError(f"cannot prepare the LevelDB directory {path}: {exc}") from exc
         except plyvel.Error as exc:
             raise StorageError(f"cannot open LevelDB at {path}: {exc}") from exc
         self._path = path

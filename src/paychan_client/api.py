@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Generator
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -21,6 +22,7 @@ from .payments import SignedPayment, client_address, parse_address, sign
 from .refund import build_refund_tx
 from .routes import Routes, close_url, outpoint_in_url
 from .state import ClientChannel
+from .terms import OpenPlan, check_open, confirmation_allowance
 
 _OPEN_OK = frozenset({200, 201, 202})  # 201 (spec); the JS client also accepts 202 (spec 6.2)
 _PAY_OK = frozenset({200, 202})
@@ -92,6 +94,15 @@ class ClientFlows:
         return FundingInfo.from_response(self._json(response), family, client_pubkey, exp_time, self.network,
                                          open_url=open_url)
 
+    def check_fundable_flow(self, client_pubkey: PublicKey, plan: OpenPlan, family: Family, *,
+                            allowance: int | None = None) -> Flow[FundingInfo]:
+        """Fresh terms, and TermsRefused if the server would refuse this channel when the funding has confirmed
+        (`allowance` seconds from now; default: its confirmations at 10 min each, plus one); spec 7.2."""
+        info = yield from self.funding_info_flow(client_pubkey, plan.exp_time, family)
+        wait = confirmation_allowance(info) if allowance is None else allowance
+        check_open(info, plan, int(time.time()), wait)
+        return info
+
     def begin_open_flow(self, client_pubkey: PublicKey, exp_time: int) -> Flow[str]:
         """v2-seed begin_open: the server's channel URL for the funding it found (spec 6.3 #2)."""
         response = yield from self._send("GET", self.routes.begin_open(client_pubkey.hex, exp_time), frozenset({200}))
@@ -112,6 +123,8 @@ class ClientFlows:
         if not 0 <= value <= funding_value:
             raise InvalidArgument(f"open value {value} is not within the funding value {funding_value}")
         refund = parse_address(refund_address or client_address(key, self.network), self.network).text
+        check_open(info, OpenPlan(exp_time, funding_value, value, refund, change_address if family == "v1" else None),
+                   int(time.time()))  # what the server would refuse is refused here, with the reason
         funding_address = info.funding_address
         if family == "v1":
             change = parse_address(change_address or refund, self.network).text
@@ -276,6 +289,11 @@ class PaychanClient(ClientFlows):
         """Fetch the channel terms and check the server's funding address against ours (spec 3.3)."""
         return run_flow(self.funding_info_flow(client_pubkey, exp_time, family), self._http)
 
+    def check_fundable(self, client_pubkey: PublicKey, plan: OpenPlan, family: Family, *,
+                       allowance: int | None = None) -> FundingInfo:
+        """Fresh terms, refused (TermsRefused) where the server would refuse the channel (spec 7.2)."""
+        return run_flow(self.check_fundable_flow(client_pubkey, plan, family, allowance=allowance), self._http)
+
     def begin_open(self, client_pubkey: PublicKey, exp_time: int) -> str:
         """v2-seed begin_open: the server's channel URL for the funding it found (spec 6.3 #2)."""
         return run_flow(self.begin_open_flow(client_pubkey, exp_time), self._http)
@@ -318,6 +336,12 @@ class AsyncPaychanClient(ClientFlows):
     async def funding_info(self, client_pubkey: PublicKey, exp_time: int, family: Family) -> FundingInfo:
         """Fetch the channel terms and check the server's funding address against ours (spec 3.3)."""
         return await run_flow_async(self.funding_info_flow(client_pubkey, exp_time, family), self._http)
+
+    async def check_fundable(self, client_pubkey: PublicKey, plan: OpenPlan, family: Family, *,
+                             allowance: int | None = None) -> FundingInfo:
+        """Fresh terms, refused (TermsRefused) where the server would refuse the channel (spec 7.2)."""
+        return await run_flow_async(self.check_fundable_flow(client_pubkey, plan, family, allowance=allowance),
+                                    self._http)
 
     async def begin_open(self, client_pubkey: PublicKey, exp_time: int) -> str:
         """v2-seed begin_open (spec 6.3 #2)."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, NoReturn
 
@@ -23,13 +24,21 @@ from paychan_runtime.bitcoin_rpc import RpcError
 
 from .api import PaychanClient
 from .draft import ChannelDraft, load_any
-from .errors import ChannelStateError, ClientError, InvalidArgument, StateFileError
+from .errors import (
+    ChannelStateError,
+    ClientError,
+    InvalidArgument,
+    ServerRejected,
+    StateFileError,
+    server_closed,
+)
 from .models import Family, parse_family
 from .paying import Budget, ChannelWallet, PayingAuth, debug_funder, get_ranges, origin
 from .payments import client_address, parse_address
 from .refund import RefundValidity, SettlementConfirmed, build_refund_tx
 from .rpc import NodeClient
 from .state import ClientChannel
+from .terms import OpenPlan, check_exp_time
 
 DEFAULT_DURATION_HOURS = 7 * 24
 
@@ -143,6 +152,7 @@ def cmd_info(ctx: _Context) -> None:
         exp_time = int(time.time()) + DEFAULT_DURATION_HOURS * 3600
     with ctx.client(draft.network, draft.endpoint) as client:
         info = client.funding_info(draft.client_key.public_key, exp_time, draft.family)
+    check_exp_time(info, exp_time, int(time.time()))  # the server's rule (spec 7.2), before anything is funded
     if draft.funding_outpoint is not None and (exp_time, info.server_pubkey) != (draft.exp_time, draft.server_pubkey):
         raise ChannelStateError("funding already recorded for other terms; the funding address would change")
     draft = replace(draft, endpoint=a.endpoint or draft.endpoint, exp_time=exp_time,
@@ -152,7 +162,8 @@ def cmd_info(ctx: _Context) -> None:
 
 
 def cmd_fund(ctx: _Context) -> None:
-    """Record the funding output: send from the node wallet, derive debug funding, or take it as given."""
+    """Record the funding output: send from the node wallet, derive debug funding, or take it as given; first
+    refuse a channel the server would refuse to open (spec 7.2)."""
     a = ctx.args
     draft = ctx.draft()
     params = draft.params
@@ -161,16 +172,19 @@ def cmd_fund(ctx: _Context) -> None:
         if draft.network is Network.LIVE:
             raise InvalidArgument("debug funding exists only on test and regtest (spec 9)")
         fake = debug_funding(params.client_pubkey, params.exp_time, script)
+        _check_fundable(ctx, draft, fake.value, 0)
         outpoint, value, txid = fake.outpoint, fake.value, None
     elif a.txid is not None:
         if a.vout is None or a.value is None:
             raise InvalidArgument("--txid needs --vout and --value")
+        _check_fundable(ctx, draft, a.value, 0)  # already funded: say now that the open would fail
         outpoint, value, txid = OutPoint.from_display(a.txid.lower(), a.vout), a.value, None
     else:
         if a.amount_sat is None:
             raise InvalidArgument("fund needs --amount-sat with --rpc-url, or --debug, or --txid/--vout/--value")
         if draft.network is Network.LIVE:
             raise InvalidArgument("refusing to fund from a node wallet on the live network")
+        _check_fundable(ctx, draft, a.amount_sat, None)
         rpc = ctx.rpc()
         try:
             txid = rpc.send_to_address(params.funding_address.text, a.amount_sat)
@@ -181,6 +195,16 @@ def cmd_fund(ctx: _Context) -> None:
     _save(ctx, draft)
     ctx.emit({"event": "fund", "funding_address": params.funding_address.text, "funding_txid": outpoint.display_txid,
               "funding_vout": outpoint.vout, "funding_value": value, "sent_txid": txid})
+
+
+def _check_fundable(ctx: _Context, draft: ChannelDraft, value: int, allowance: int | None) -> None:
+    """Fresh terms from the server; TermsRefused if it would refuse this channel once funded (spec 7.2)."""
+    params = draft.params
+    if ctx.args.margin_seconds is not None:
+        allowance = ctx.args.margin_seconds
+    plan = OpenPlan(params.exp_time, value, ctx.args.open_value, draft.refund_address)
+    with ctx.client(draft.network, draft.endpoint) as client:
+        client.check_fundable(params.client_pubkey, plan, draft.family, allowance=allowance)
 
 
 def cmd_wait_conf(ctx: _Context) -> None:
@@ -232,7 +256,7 @@ def cmd_open(ctx: _Context) -> None:
 def cmd_pay(ctx: _Context) -> None:
     """Pay an amount over the open channel."""
     channel = ctx.channel()
-    with ctx.client(channel.network, origin(channel.channel_url)) as client:
+    with ctx.client(channel.network, origin(channel.channel_url)) as client, _following(ctx, channel):
         update = client.pay(channel, ctx.args.amount, application_data=ctx.args.application_data)
     _save(ctx, update.channel)
     ctx.emit({"event": "pay", "change_value": update.channel.change_value,
@@ -242,7 +266,7 @@ def cmd_pay(ctx: _Context) -> None:
 def cmd_close(ctx: _Context) -> None:
     """Ask the server to settle the channel."""
     channel = ctx.channel()
-    with ctx.client(channel.network, origin(channel.channel_url)) as client:
+    with ctx.client(channel.network, origin(channel.channel_url)) as client, _following(ctx, channel):
         update = client.close(channel, ctx.args.refund_address, fee=ctx.args.fee)
     _save(ctx, update.channel)
     ctx.emit({"event": "close", **update.result.model_dump()})
@@ -271,7 +295,14 @@ def cmd_refund(ctx: _Context) -> None:
     def refund(out: OutPoint, amount: int, rpc: NodeClient | None) -> None:
         tx = build_refund_tx(params, state.client_key, out, amount, address, fee=fee, fee_rate=fee_rate)
         if rpc is not None:
-            rpc.send_raw_transaction(tx.serialize().hex())
+            if not validity.valid:
+                raise validity.too_early()
+            try:
+                rpc.send_raw_transaction(tx.serialize().hex())
+            except RpcError as exc:
+                if "non-final" in exc.rpc_message:  # the node judges by the next block: say how long is left
+                    raise RefundValidity(params.exp_time, rpc.median_time_past()).too_early() from None
+                raise
         ctx.emit({"event": "refund", "txid": tx.txid, "tx": tx.serialize().hex(), "locktime": tx.locktime,
                   "value": tx.outputs[0].value, "published": rpc is not None,
                   "funding_txid": out.display_txid, "funding_vout": out.vout, **validity.to_json()})
@@ -308,9 +339,24 @@ def _input_spent(exc: RpcError) -> bool:
     return "missingorspent" in text or "missing-inputs" in text or "missing inputs" in text
 
 
+@contextlib.contextmanager
+def _following(ctx: _Context, channel: ClientChannel) -> Iterator[None]:
+    """When the server says the channel is closed or closing (410; v1: 404), record it in the state file."""
+    try:
+        yield
+    except ServerRejected as exc:
+        if server_closed(exc, channel.family):
+            _save(ctx, replace(channel, status="closed"))
+            raise ChannelStateError(f"the server has closed this channel ({exc.status} {exc.server_message}); "
+                                    "the state file now says closed") from None
+        raise
+
+
 def cmd_status(ctx: _Context) -> None:
-    """Print the local state (without the private key)."""
+    """Print the local state (without the private key); an open channel is first checked with the server."""
     state = ctx.load()
+    if isinstance(state, ClientChannel) and state.status == "open" and not ctx.args.offline:
+        state = _refresh(ctx, state)
     stage = "channel" if isinstance(state, ClientChannel) else "draft"
     validity = RefundValidity(state.params.exp_time, None).to_json()
     ctx.emit({"event": "status", **state.public_json(), "stage": stage, **validity})
@@ -357,6 +403,23 @@ def _gateway_wallet(ctx: _Context) -> ChannelWallet:
     return ChannelWallet(network, funder=debug_funder, on_update=lambda ch: _save(ctx, ch))
 
 
+def _refresh(ctx: _Context, channel: ClientChannel) -> ClientChannel:
+    """Re-send the latest payment (value 0: spec 4.5) to learn the server's status; record a close."""
+    with ctx.client(channel.network, origin(channel.channel_url)) as client:
+        try:
+            update = client.pay(channel, 0)
+        except ServerRejected as exc:
+            if not server_closed(exc, channel.family):
+                return channel  # e.g. near expiry: the server takes no payment, the local state stands
+            closed = replace(channel, status="closed")
+            _save(ctx, closed)
+            return closed
+    if update.channel.status != channel.status:
+        _save(ctx, update.channel)
+    return update.channel
+
+
+
 def _fail(message: str) -> int:
     sys.stderr.write("error: " + " ".join(message.split()) + "\n")
     return 2
@@ -394,6 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--txid")
     p.add_argument("--vout", type=int)
     p.add_argument("--value", type=int)
+    p.add_argument("--open-value", type=int, help="the opening payment you will make (default: open price)")
+    p.add_argument("--margin-seconds", type=int,
+                   help="time until the open (default: the confirmations asked for at 10 min each plus one; "
+                        "0 with --debug or --txid)")
     p.set_defaults(func=cmd_fund)
     p = sub.add_parser("wait-conf", parents=[common, rpc], help="wait for funding confirmations")
     p.add_argument("confirmations", type=int)
@@ -421,7 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vout", type=int)
     p.add_argument("--value", type=int, help="value of --txid/--vout in satoshis")
     p.set_defaults(func=cmd_refund)
-    p = sub.add_parser("status", parents=[common], help="show the local channel state")
+    p = sub.add_parser("status", parents=[common], help="show the channel state (checked with the server)")
+    p.add_argument("--offline", action="store_true", help="only the local state file")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("get", parents=[common], help="GET a URL behind paychan-gateway, paying its 402 answers")
     p.add_argument("url")

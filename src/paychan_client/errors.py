@@ -58,3 +58,8 @@ class AddressMismatch(BadResponse):
 
 class StateFileError(ClientError):
     """The state file cannot be read, written or understood."""
+
+
+def server_closed(exc: ServerRejected, family: str) -> bool:
+    """The server's answer says the channel is closed or closing: 410, or 404 for v1 (spec 6.2, 7.3)."""
+    return exc.status == 410 or (family == "v1" and exc.status == 404)

@@ -60,6 +60,7 @@ class FundingInfo:
     settlement_period_hours: int
     min_duration_hours: int | None = None
     open_url: str | None = None  # v1: the fundingInfo response's Location header
+    earliest_exp_time: int | None = None  # extra field of this project's servers (spec 6.3); None if not sent
 
     @property
     def server_pubkey(self) -> PublicKey:
@@ -84,7 +85,7 @@ class FundingInfo:
             "funding_address": self.funding_address, "redeem_script": self.redeem_script.hex(),
             "open_price": self.open_price, "dust_limit": self.dust_limit,
             "funding_tx_min_conf": self.funding_tx_min_conf, "settlement_period_hours": self.settlement_period_hours,
-            "min_duration_hours": self.min_duration_hours,
+            "min_duration_hours": self.min_duration_hours, "earliest_exp_time": self.earliest_exp_time,
         }
 
     @classmethod
@@ -110,6 +111,7 @@ class FundingInfo:
             raise AddressMismatch("server redeem script differs from ours")
         return cls(family=family, params=params, open_price=wire.open_price, dust_limit=dust,
                    funding_tx_min_conf=wire.funding_tx_min_conf, settlement_period_hours=wire.settlement_period_hours,
-                   min_duration_hours=min_duration, open_url=open_url)
+                   min_duration_hours=min_duration, open_url=open_url,
+                   earliest_exp_time=wire.earliest_exp_time)
 
 

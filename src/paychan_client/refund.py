@@ -10,6 +10,7 @@ from typing import Any
 from paychan_common.channel import ChannelParams
 from paychan_common.errors import PaychanError
 from paychan_common.keys import PrivateKey
+from paychan_common.rules import HOUR
 from paychan_common.settlement import build_refund, refund_fee_for_rate
 from paychan_common.tx import OutPoint, Transaction
 
@@ -64,6 +65,12 @@ class RefundValidity:
             out.update(median_time_past=self.median_time_past, refund_valid_now=self.valid,
                        refund_valid_in_seconds=max(self.exp_time + 1 - self.median_time_past, 0))
         return out
+
+    def too_early(self) -> ChannelStateError:
+        """The CLI's refusal while the refund is not final yet: how long is left, in hours rounded up."""
+        mtp = self.median_time_past
+        left = "unknown" if mtp is None else f"about {max(1, -(-(self.exp_time + 1 - mtp) // HOUR))} h to go"
+        return ChannelStateError(f"too early: median time past {mtp}, exp_time {self.exp_time}, {left}")
 
 
 class SettlementConfirmed(ChannelStateError):

@@ -67,6 +67,14 @@ class ErrorBody(BaseModel):
     message: StrictStr = Field(description="human-readable; clients must not parse it")
 
 
+EarliestExpTime = Annotated[Count | None, WithJsonSchema({"type": "integer", "minimum": 0})]
+_EARLIEST = Field(
+    default=None, json_schema_extra=_no_default,
+    description="extra field of this project's servers: the earliest exp_time an open is accepted with now "
+                "(now + min_duration_hours + settlement_period_hours); it moves with the clock (spec 6.3, 7.2); "
+                "absent from other servers")
+
+
 class FundingInfoV1(BaseModel):
     """v1 FundingInfo (spec 6.2): no dust limit, no script copy."""
 
@@ -77,6 +85,7 @@ class FundingInfoV1(BaseModel):
     open_price: Satoshis
     funding_tx_min_conf: Count
     settlement_period_hours: Count
+    earliest_exp_time: EarliestExpTime = _EARLIEST
 
 
 class FundingInfo(BaseModel):
@@ -93,7 +102,9 @@ class FundingInfo(BaseModel):
     open_price: Satoshis
     funding_tx_min_conf: Count
     settlement_period_hours: Count
-    min_duration_hours: Count
+    min_duration_hours: Count = Field(description="the shortest usable life of a channel: exp_time must be at "
+                                      "least now + (min_duration_hours + settlement_period_hours) h (spec 7.2)")
+    earliest_exp_time: EarliestExpTime = _EARLIEST
 
     def wire(self) -> dict[str, Any]:
         """The JSON object: `redeem_script_copy` only when set."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .address import Address
 from .channel import ChannelParams, Funding, PaymentVerifier
+from .dust import change_dust_thresholds, dust_threshold
 from .errors import ChannelGone, FundingError, InvalidInput, InvalidPayment
 from .keys import PublicKey
 from .network import Network
@@ -21,6 +22,7 @@ from .sighash import NONE_ACP, SINGLE_ACP
 from .state import ChannelState, Family, Status
 
 HOUR = 3600
+MAX_CHANGE_DUST = max(change_dust_thresholds().values())  # 546 (P2PKH): no change type's threshold is higher
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +56,15 @@ class Accepted:
     value_received: int
 
 
+def earliest_exp_time(now: int, policy: ChannelPolicy) -> int:
+    """The earliest exp_time a channel opened at `now` may have: now + (min_duration + settlement_period) h
+    (spec 6.5, 7.2 step 2); FundingInfo's `earliest_exp_time` (spec 6.3)."""
+    return now + (policy.min_duration_hours + policy.settlement_period_hours) * HOUR
+
+
 def check_open_expiry(exp_time: int, now: int, policy: ChannelPolicy) -> None:
     """exp_time >= now + (min_duration + settlement_period) hours (spec 6.5, 7.2 step 2)."""
-    earliest = now + (policy.min_duration_hours + policy.settlement_period_hours) * HOUR
+    earliest = earliest_exp_time(now, policy)
     if exp_time < earliest:
         raise InvalidInput(f"channel expiration date too soon: exp_time must be at least {earliest}",
                            code="exp_time_too_soon")
@@ -94,11 +102,18 @@ def check_payment(payment: Payment, verifier: PaymentVerifier, change_address: A
         if change != 0:
             raise InvalidPayment("SIGHASH_NONE payment must give all value to the server (change 0)",
                                  code="bad_sighash")
-    elif sighash == SINGLE_ACP and change < policy.dust_limit:
+    elif sighash == SINGLE_ACP and change < _dust_floor(change, change_address, policy):
         raise InvalidPayment(
-            f"server dust limit of {policy.dust_limit} not respected by client change output",
-            code="dust_limit")
+            f"server dust limit of {_dust_floor(change, change_address, policy)} not respected by client change "
+            "output", code="dust_limit")
     verifier.verify(payment.signature, change, change_address.script_pubkey)
+
+
+def _dust_floor(change: int, change_address: Address, policy: ChannelPolicy) -> int:
+    """The dust limit, raised to the change script's own relay dust threshold (spec 4.2; Core policy)."""
+    if change >= MAX_CHANGE_DUST:  # the hot path: above every type's threshold, no script work
+        return policy.dust_limit
+    return max(policy.dust_limit, dust_threshold(change_address.script_pubkey))
 
 
 def _same_address(text: str, expected: Address) -> bool:

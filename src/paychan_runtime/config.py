@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import secrets
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -58,12 +61,52 @@ def validation_summary(exc: ValidationError, root: str = "<root>") -> str:
     return "; ".join(f"{'.'.join(str(part) for part in err['loc']) or root}: {err['msg']}" for err in exc.errors())
 
 
+MIN_SECRET_BITS = 128
+_ALPHABETS = ((frozenset("0123456789abcdefABCDEF"), 16),
+              (frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), 64))
+
+
+def secret_bits(text: str) -> float:
+    """A cautious strength estimate of a token: half the bits of the smallest alphabet holding it, per character
+    (a token chosen by a person is not uniformly random); 64 hex characters give 128."""
+    chars = frozenset(text)
+    size = next((n for alphabet, n in _ALPHABETS if chars <= alphabet), 94)
+    return len(text) * math.log2(size) / 2
+
+
+def check_private_file(path: Path, what: str, error: type[ConfigError] = ConfigError) -> None:
+    """Refuse a secret's file that group or others may access (chmod 600)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise error(f"{what} {path} is accessible by group or others (mode {mode:o}); chmod 600 it")
+
+
+def read_secret(path: Path) -> str:
+    """An existing token: its file private to its owner, the token at least 128 bits (secret_bits)."""
+    check_private_file(path, "token file")
+    text = path.read_text().strip()
+    if not text:
+        raise ConfigError(f"token file {path} is empty")
+    if any(c.isspace() or not c.isprintable() for c in text) or secret_bits(text) < MIN_SECRET_BITS:
+        raise ConfigError(f"token file {path} holds a weak token ({len(text)} characters): use at least "
+                          f"{MIN_SECRET_BITS} bits, e.g. 64 random hex characters (openssl rand -hex 32)")
+    return text
+
+
+def read_password_file(path: str | None, key: str = "storage.password_file") -> str | None:
+    """The password in path (None without one), its file private to its owner like a token file."""
+    if path is None:
+        return None
+    check_private_file(Path(path), key)
+    return Path(path).read_text().strip()
+
+
 def load_or_create_secret(path: Path, nbytes: int = 32) -> str:
-    """Read a hex secret (token) from path, creating it with mode 0600 if missing.
+    """Read a token from path (mode 0600, at least 128 bits: read_secret), or create it: random hex, mode 0600.
 
     A new secret is written to a private temporary file first and then linked into place, so a process
     starting at the same moment reads either no file or the whole secret, never an empty one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
         value = secrets.token_hex(nbytes)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
@@ -76,13 +119,10 @@ def load_or_create_secret(path: Path, nbytes: int = 32) -> str:
             os.link(tmp, path)
             return value
         except FileExistsError:
-            pass  # another process created it first: read theirs
+            pass  # another process created it first: read theirs, with the same checks
         finally:
             tmp.unlink(missing_ok=True)
-    text = path.read_text().strip()
-    if not text:
-        raise ConfigError(f"secret file {path} is empty")
-    return text
+    return read_secret(path)
 
 
 def is_loopback(host: str) -> bool:
@@ -93,6 +133,12 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def plain_http_elsewhere(url: str) -> bool:
+    """True for an http:// URL whose host is not loopback: credentials would cross a network in clear."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and not is_loopback(parts.hostname or "")
 
 
 def config_error(message: str) -> PydanticCustomError:

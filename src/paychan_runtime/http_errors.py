@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from paychan_common.errors import PaychanError
+from paychan_common.errors import InternalError, PaychanError, ServiceUnavailable, SigningRefused, Unauthorized
 
-__all__ = ["STATUS_BY_CODE", "http_status"]
+__all__ = ["GENERIC_500", "GENERIC_503", "STATUS_BY_CODE", "http_status", "public_error"]
 
 STATUS_BY_CODE: Mapping[str, int] = {
     "invalid_input": 400,
@@ -44,3 +44,19 @@ def http_status(err: PaychanError, overrides: Mapping[str, int] | None = None) -
         if status is not None:
             return status
     return _class_status(type(err))
+
+
+GENERIC_503 = "service temporarily unavailable; retry later"
+GENERIC_500 = "internal server error"
+
+
+def public_error(err: PaychanError, status: int) -> tuple[PaychanError, int]:
+    """What a public client may read of `err` answered with `status` (spec 7.5): a 503 stays 503 and any other
+    internal failure (5xx: the store, the node's 502, ...) or internal refusal (the signer's 403, an internal
+    401) becomes 500, each with a generic text, since theirs names internal services, exception classes or
+    caps. Any other error is returned as it is."""
+    if status == 503:
+        return ServiceUnavailable(GENERIC_503), 503
+    if status >= 500 or isinstance(err, SigningRefused | Unauthorized):
+        return InternalError(GENERIC_500), 500
+    return err, status

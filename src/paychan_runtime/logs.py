@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 from .http import Handler
@@ -28,6 +29,7 @@ __all__ = [
     "JsonFormatter",
     "KeyValueFormatter",
     "LogFormat",
+    "MalformedHttpFilter",
     "RedactionFilter",
     "access_log_middleware",
     "configure_logging",
@@ -160,6 +162,41 @@ def _exception_text(formatter: logging.Formatter, record: logging.LogRecord) -> 
     return text
 
 
+_ECHO = re.compile(r":?\s*(?:bytearray\()?b['\"]")
+
+
+class MalformedHttpFilter(logging.Filter):
+    """On `aiohttp.server`: a request the HTTP parser refused (over-long line or header, bad Content-Length)
+    becomes one WARNING line without traceback, at most `burst` per `window` seconds; the next line allowed
+    says how many were left out. Anyone can send these, so they must not flood the log."""
+
+    def __init__(self, burst: int = 10, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._burst, self._window, self._clock = burst, window, clock
+        self._start, self._count, self._suppressed = -window, 0, 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite a parser refusal into its one line, or drop it when over the rate."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        now = self._clock()
+        if now - self._start >= self._window:
+            self._start, self._count = now, 0
+        self._count += 1
+        if self._count > self._burst:
+            self._suppressed += 1
+            return False
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        reason = _ECHO.split(" ".join(str(exc.message).split()), 1)[0][:160]  # not the sender's bytes
+        note = f" ({self._suppressed} more left out)" if self._suppressed else ""
+        self._suppressed = 0
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg, record.args = f"malformed HTTP request from %s: %d %s{note}", (remote, exc.code, reason)
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
 def configure_logging(level: str = "INFO", fmt: LogFormat = "kv", stream: Any = None) -> logging.Handler:
     """Replace the root handlers by one structured, redacting handler on stderr; return it."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
@@ -171,6 +208,10 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "kv", stream: Any = 
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server_log = logging.getLogger("aiohttp.server")
+    for old_filter in [f for f in server_log.filters if isinstance(f, MalformedHttpFilter)]:
+        server_log.removeFilter(old_filter)
+    server_log.addFilter(MalformedHttpFilter())
     return handler
 
 

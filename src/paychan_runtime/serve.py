@@ -17,7 +17,11 @@ from aiohttp import web
 
 from paychan_runtime.config import ConfigError, InternalListenConfig, InternalServiceConfig, load_config
 
+from .files import set_private_umask
 from .logs import LogFormat, configure_logging
+from .port_claim import reuseport_socket
+
+__all__ = ["install_uvloop", "reuseport_socket", "run_internal_service", "serve_app", "setup_logging"]
 
 log = logging.getLogger("paychan.serve")
 
@@ -48,18 +52,6 @@ def install_uvloop() -> None:
     except ImportError:  # pragma: no cover - uvloop is a declared dependency on Linux
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-def reuseport_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket with SO_REUSEPORT, shareable by several worker processes."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
 
 
 async def serve_app(app: web.Application, *, host: str | None = None, port: int | None = None,
@@ -115,6 +107,7 @@ def prepare_internal_service(prog: str, config_file: str, model: type[_Config], 
     config or `files` (the main then exits 2)."""
     try:
         config = load_config(config_file, model)
+        set_private_umask()  # the database, tokens and keys it creates: owner only
         setup_logging(config.log_level, config.log_format)
         return config, build(config)
     except ConfigError as exc:

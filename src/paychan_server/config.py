@@ -1,15 +1,18 @@
-"""PayChanServer configuration (server.toml)."""
+"""PayChanServer configuration (server.toml), and the start-up refusals of settings that can lose money or
+leak secrets: each names the key to change (issue 11; spec 4.2, 6.5, 7.2, 8.3, 8.4)."""
 
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
+from paychan_common.dust import change_dust_thresholds
 from paychan_common.network import Network
 from paychan_common.rules import ChannelPolicy
 from paychan_common.settlement import FIXED_SETTLEMENT_SIZE
-from paychan_runtime.config import StrictSection, is_loopback
+from paychan_runtime.config import StrictSection, config_error, is_loopback, plain_http_elsewhere
 
 
 class ListenConfig(StrictSection):
@@ -150,7 +153,7 @@ class ManagementConfig(StrictSection):
 class ServerConfig(StrictSection):
     """The whole server.toml."""
 
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["kv", "json"] = "kv"  # key=value lines, or one JSON object per line
     listen: ListenConfig = ListenConfig()
     bitcoin: BitcoinConfig
@@ -172,9 +175,108 @@ class ServerConfig(StrictSection):
             raise ValueError("debug.time_offset_seconds: only allowed with debug.enable = true")
         if not self.debug.enable and not self.bitcoin.rpc_url:
             raise ValueError("bitcoin.rpc_url: required unless debug.enable = true")
-        fee = FIXED_SETTLEMENT_SIZE * self.settlement.fee_rate_sat_per_byte
-        floor = fee + self.channel.dust_limit
-        if self.channel.open_price < floor:  # spec 8.3: the opening payment must at least pay for settling
-            raise ValueError(f"channel.open_price: {self.channel.open_price} is below the settlement fee estimate "
-                             f"plus the dust limit ({fee} + {self.channel.dust_limit}; spec 8.3)")
+        problem = unsafe_setting(self)  # every setting that can lose money names its key (config_safety)
+        if problem is not None:
+            raise config_error(problem)
         return self
+
+
+# -- settings refused at start -----------------------------------------------------------------------------
+
+HOUR = 3600
+
+
+def settlement_fee_estimate(cfg: ServerConfig) -> int:
+    """The settlement fee estimate: the original's 348-byte size at the configured rate (spec 8.3)."""
+    return FIXED_SETTLEMENT_SIZE * cfg.settlement.fee_rate_sat_per_byte
+
+
+def v1_open_price(cfg: ServerConfig) -> int:
+    """v1 open price: base price plus the settlement fee estimate if configured (spec 6.2)."""
+    extra = settlement_fee_estimate(cfg) if cfg.v1.price_add_settlement_fee else 0
+    return cfg.v1.base_price + extra
+
+
+def unsafe_setting(cfg: ServerConfig) -> str | None:
+    """The first unsafe setting as `key: why`, or None (spec 4.2, 6.5, 7.2, 8.3, 8.4)."""
+    for check in (_dust, _open_prices, _periods, _scheduler, _funding, _transport, _ports):
+        problem = check(cfg)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _dust(cfg: ServerConfig) -> str | None:
+    dust = cfg.channel.dust_limit
+    below = {name: t for name, t in change_dust_thresholds().items() if dust < t}
+    if below:
+        types = ", ".join(f"{name} {t}" for name, t in below.items())
+        return (f"channel.dust_limit: {dust} sat is below the relay dust threshold of accepted change types "
+                f"({types} sat at 3 sat/vB): a settlement with such change would not relay; use at least "
+                f"{max(below.values())}")
+    return None
+
+
+def _open_prices(cfg: ServerConfig) -> str | None:
+    fee = settlement_fee_estimate(cfg)
+    floor = fee + cfg.channel.dust_limit
+    if cfg.channel.open_price < floor:
+        return (f"channel.open_price: {cfg.channel.open_price} is below the settlement fee estimate plus the dust "
+                f"limit ({fee} + {cfg.channel.dust_limit}; spec 8.3)")
+    v1 = v1_open_price(cfg)
+    if v1 < floor:
+        return (f"v1.base_price: the v1 open price {v1} (base_price {cfg.v1.base_price}, price_add_settlement_fee "
+                f"{str(cfg.v1.price_add_settlement_fee).lower()}) is below the settlement fee estimate plus the "
+                f"dust limit ({fee} + {cfg.channel.dust_limit}; spec 8.3)")
+    return None
+
+
+def _periods(cfg: ServerConfig) -> str | None:
+    ch = cfg.channel
+    if ch.settlement_period_hours < 1:
+        return ("channel.settlement_period_hours: must be at least 1: with 0 the settlement is published when the "
+                "client's refund becomes valid, and the refund can win")
+    if ch.settlement_period_hours > ch.min_duration_hours:
+        return (f"channel.settlement_period_hours: {ch.settlement_period_hours} h is longer than "
+                f"channel.min_duration_hours ({ch.min_duration_hours} h)")
+    return None
+
+
+def _scheduler(cfg: ServerConfig) -> str | None:
+    half = cfg.channel.settlement_period_hours * HOUR / 2
+    s = cfg.settlement
+    if s.scheduler_interval_seconds > half:
+        return (f"settlement.scheduler_interval_seconds: {s.scheduler_interval_seconds:g} s is more than half the "
+                f"settlement period ({half:g} s): a channel could reach its refund time before it is settled")
+    if s.retry_max_interval_seconds > half:
+        return (f"settlement.retry_max_interval_seconds: {s.retry_max_interval_seconds:g} s is more than half the "
+                f"settlement period ({half:g} s): a failed broadcast might not be retried before the refund time")
+    if s.retry_interval_seconds > s.retry_max_interval_seconds:
+        return (f"settlement.retry_interval_seconds: {s.retry_interval_seconds:g} s is above "
+                f"settlement.retry_max_interval_seconds ({s.retry_max_interval_seconds:g} s)")
+    return None
+
+
+def _funding(cfg: ServerConfig) -> str | None:
+    if not cfg.debug.enable and cfg.channel.funding_min_conf < 1:
+        return ("channel.funding_min_conf: 0 accepts unconfirmed funding, which the client can double-spend "
+                "after it has been paid for; use at least 1")
+    return None
+
+
+def _transport(cfg: ServerConfig) -> str | None:
+    for key, ref in (("chan_store", cfg.chan_store), ("signing_service", cfg.signing_service)):
+        host = urlsplit(ref.url).hostname or ""
+        if ref.unix_path is None and not is_loopback(host):
+            return (f"{key}.url: {host!r} is not a loopback address: the internal services listen on loopback "
+                    f"only, and the bearer token must not cross a network")
+    if cfg.bitcoin.rpc_url and plain_http_elsewhere(cfg.bitcoin.rpc_url):
+        return "bitcoin.rpc_url: plain http to a non-loopback host sends the RPC credentials in clear; use https"
+    return None
+
+
+def _ports(cfg: ServerConfig) -> str | None:
+    m = cfg.management
+    if m.enable and m.port == cfg.listen.port:
+        return f"management.port: {m.port} is also listen.port"
+    return None

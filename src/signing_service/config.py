@@ -11,11 +11,9 @@ from paychan_common.address import Address
 from paychan_common.amount import MAX_MONEY
 from paychan_common.errors import InvalidInput
 from paychan_common.network import Network
-from paychan_runtime.config import InternalServiceConfig, StrictSection, config_error
+from paychan_runtime.config import InternalServiceConfig, StrictSection, config_error, plain_http_elsewhere
 
 Satoshis = Annotated[int, Field(ge=0, le=MAX_MONEY)]
-
-
 
 
 class KeyConfig(StrictSection):
@@ -77,6 +75,9 @@ class SigningConfig(InternalServiceConfig):
             raise config_error("funding_check.mode 'debug' goes with key.debug_seed = true (debug mode only)")
         if mode == "node" and not self.funding_check.rpc_url:
             raise config_error("funding_check.rpc_url is required when funding_check.mode = 'node'")
+        if plain_http_elsewhere(self.funding_check.rpc_url):
+            raise config_error("funding_check.rpc_url: plain http to a non-loopback host sends the RPC credentials "
+                               "in clear; use https")
         return self
 
     @property

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import stat
 from pathlib import Path
 
 import coincurve
@@ -14,7 +13,7 @@ import coincurve
 from paychan_common.errors import InvalidInput
 from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
-from paychan_runtime.config import ConfigError
+from paychan_runtime.config import ConfigError, check_private_file
 
 from .config import KeyConfig
 
@@ -68,12 +67,10 @@ def create_key_file(path: Path) -> PrivateKey | None:
 def read_key_file(path: Path) -> PrivateKey:
     """Read a 64-hex key file; refuse one that group or others may access."""
     try:
-        mode = path.stat().st_mode
+        check_private_file(path, "key file", KeyFileError)
         text = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"cannot read key file {path}: {type(exc).__name__}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"key file {path} is accessible by group or others (mode {mode & 0o777:o}); chmod 600")
     if len(text) != 64:
         raise KeyFileError(f"key file {path} must hold 64 hex characters")
     try:

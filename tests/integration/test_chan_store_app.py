@@ -47,7 +47,7 @@ from paychan_runtime.config import ConfigError, load_config
 from tests.support.channels import OPENED_AT, make_channel, with_status
 from tests.support.storage import FatalRecorder, GatedWriter
 
-TOKEN = "t0ken" * 8
+TOKEN = "t0ken" * 12
 AUTH = {"Authorization": "Bearer " + TOKEN}
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
@@ -58,6 +58,7 @@ Client = TestClient[web.Request, web.Application]
 def store_config(tmp_path: Path, **storage: Any) -> StoreConfig:
     token_file = tmp_path / "internal.token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)  # a token file others may read is refused
     return StoreConfig.model_validate({
         "network": "test",
         "listen": {"host": "127.0.0.1", "port": 17079},

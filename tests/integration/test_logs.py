@@ -125,3 +125,37 @@ async def test_no_secret_in_a_whole_flow(stack: Stack, redacting: pytest.LogCapt
     sig = ch.sign(change - 1).der.hex()
     for secret in (INTERNAL_TOKEN, MGMT_TOKEN, ch.key.secret.hex(), sig, ch.secret(change)):
         assert secret not in text
+
+
+def test_malformed_http_is_one_rate_limited_warning_line() -> None:
+    from aiohttp.http_exceptions import LineTooLong
+
+    from paychan_runtime.logs import MalformedHttpFilter
+
+    now = [0.0]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(KeyValueFormatter())
+    logger = logging.getLogger("paychan.tests.aiohttp-server")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.addFilter(MalformedHttpFilter(burst=2, window=60.0, clock=lambda: now[0]))
+    try:
+        for _ in range(5):
+            try:
+                raise LineTooLong("request line", "8190", "9000")
+            except LineTooLong as exc:
+                logger.error("Error handling request from %s", "192.0.2.7", exc_info=exc)
+        now[0] = 61.0
+        try:
+            raise LineTooLong("header", "8190", "9000")
+        except LineTooLong as exc:
+            logger.error("Error handling request from %s", "192.0.2.7", exc_info=exc)
+        logger.error("an unrelated error stays as it is")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 4  # two in the first window, one after it, and the unrelated record
+    assert all("level=WARNING" in line and "192.0.2.7" in line and "exc=" not in line for line in lines[:3])
+    assert "3 more left out" in lines[2]
+    assert "level=ERROR" in lines[3]

@@ -212,7 +212,7 @@ async def short_stack(tmp_path: Path, aiohttp_server: AiohttpServer,
                       aiohttp_client: AiohttpClient) -> AsyncIterator[Stack]:
     """A stack whose channels may expire within hours (1 h settlement period, no minimum duration)."""
     async for s in start_stack(tmp_path, aiohttp_server, aiohttp_client,
-                               {"channel": {"min_duration_hours": 0, "settlement_period_hours": 1}}):
+                               {"channel": {"min_duration_hours": 1, "settlement_period_hours": 1}}):
         yield s
 
 

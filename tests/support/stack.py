@@ -101,9 +101,10 @@ async def start_stack(tmp_path: Path, aiohttp_server: AiohttpServer, aiohttp_cli
                       server: dict[str, Any] | None = None) -> AsyncIterator[Stack]:
     """Start the stack (an async generator for a fixture); `server` overrides server.toml keys."""
     token_file = tmp_path / "internal.token"
-    token_file.write_text(INTERNAL_TOKEN + "\n")
-    (tmp_path / "management.token").write_text(MGMT_TOKEN + "\n")
-    (tmp_path / "metrics.token").write_text(METRICS_TOKEN + "\n")
+    for path, token in ((token_file, INTERNAL_TOKEN), (tmp_path / "management.token", MGMT_TOKEN),
+                        (tmp_path / "metrics.token", METRICS_TOKEN)):
+        path.write_text(token + "\n")
+        path.chmod(0o600)  # a token file others may read is refused
     store_cfg = StoreConfig.model_validate({
         "network": "test", "listen": {"host": "127.0.0.1", "port": 1}, "auth": {"token_file": str(token_file)},
         "storage": {"path": str(tmp_path / "chanstore")}})

@@ -250,9 +250,17 @@ class TestPay:
             _pay(chan_b, opened, chan_b.payment(0))
         assert_error(exc.value, InvalidPayment, "dust_limit", 400)
 
-    def test_zero_dust_limit_policy(self, chan_b: Chan, opened: ChannelState) -> None:
-        policy = ChannelPolicy(dust_limit=0)
-        assert _pay(chan_b, opened, chan_b.payment(0), policy=policy).state.change_value == 0
+    @pytest.mark.parametrize(("change", "ok"), [(0, False), (539, False), (540, True)])
+    def test_change_below_its_relay_dust_threshold_refused_whatever_the_policy(
+            self, chan_b: Chan, opened: ChannelState, change: int, ok: bool) -> None:
+        policy = ChannelPolicy(dust_limit=0)  # P2SH change (the funding address): Core's threshold is 540
+        if ok:
+            assert _pay(chan_b, opened, chan_b.payment(change), policy=policy).state.change_value == change
+            return
+        with pytest.raises(InvalidPayment) as exc:
+            _pay(chan_b, opened, chan_b.payment(change), policy=policy)
+        assert_error(exc.value, InvalidPayment, "dust_limit", 400)
+        assert "540" in exc.value.message
 
     @pytest.mark.parametrize("change", [1, 699, 700, OPEN_CHANGE - 1])
     def test_none_acp_with_nonzero_change(self, chan_b: Chan, opened: ChannelState, change: int) -> None:

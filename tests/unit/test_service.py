@@ -123,12 +123,13 @@ def test_funding_info_of_each_family(w: World) -> None:
     assert v2 == {"server_pubkey": SERVER.public_key.hex, "dust_limit": 700,
                   "funding_address_copy": c.funding_address.text, "redeem_script_copy": c.redeem_script.hex(),
                   "open_price": PRICE, "funding_tx_min_conf": 10, "settlement_period_hours": 12,
-                  "min_duration_hours": 48}
+                  "min_duration_hours": 48, "earliest_exp_time": NOW + (48 + 12) * 3600}  # extra field (spec 6.3)
     v23 = w.svc.funding_info(params, with_script=False).wire()
     assert v23 == {k: v for k, v in v2.items() if k != "redeem_script_copy"}
     assert w.svc.funding_info_v1(params).model_dump() == {
         "server_pubkey": SERVER.public_key.hex, "funding_address_copy": c.funding_address.text,
-        "open_price": 70_000 + FEE, "funding_tx_min_conf": 10, "settlement_period_hours": 12}
+        "open_price": 70_000 + FEE, "funding_tx_min_conf": 10, "settlement_period_hours": 12,
+        "earliest_exp_time": NOW + (48 + 12) * 3600}
 
 
 def test_v1_open_price_adds_the_settlement_fee_only_when_configured() -> None:

@@ -16,7 +16,7 @@ from paychan_common.errors import PaychanError
 from paychan_common.messages import ErrorBody
 from paychan_common.state import Family, Status
 from paychan_runtime.http import Handler, json_response
-from paychan_runtime.http_errors import http_status
+from paychan_runtime.http_errors import http_status, public_error
 from paychan_runtime.metrics import route_template
 
 from ..domain.results import ExistingChannel
@@ -63,12 +63,16 @@ def _answer(body: ErrorBody, status: int, headers: dict[str, str] | None = None)
 
 
 def error_response(err: PaychanError, request: web.Request) -> web.Response:
-    """The answer to `err` raised by the route `request` matched."""
+    """The answer to `err` raised by the route `request` matched; internal failures answered generically (spec
+    7.5), their detail logged."""
     family = family_of_path(route_template(request))
     status = http_status(err, FAMILY_STATUS.get(family) if family is not None else None)
-    rule = HEADERS_BY_CODE.get(err.code)
-    headers = rule(request, family, err) if rule is not None else None
-    return _answer(ErrorBody(type=err.kind, code=err.code, message=err.message), status, headers)
+    public, status = public_error(err, status)
+    if public is not err:  # the detail (service names, exception classes, caps) goes to the log only
+        log.warning("%s %s -> %d %s: %s", request.method, request.path, status, err.code, err.message)
+    rule = HEADERS_BY_CODE.get(public.code)
+    headers = rule(request, family, public) if rule is not None else None
+    return _answer(ErrorBody(type=public.kind, code=public.code, message=public.message), status, headers)
 
 
 @web.middleware
@@ -77,10 +81,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except PaychanError as err:
-        response = error_response(err, request)
-        if response.status >= 500:
-            log.warning("%s %s -> %d %s", request.method, request.path, response.status, err.message)
-        return response
+        return error_response(err, request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

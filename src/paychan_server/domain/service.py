@@ -29,14 +29,14 @@ from paychan_common.rules import (
     check_open_expiry,
     check_payment,
     check_v1_close,
+    earliest_exp_time,
     open_state,
     secret_matches,
 )
-from paychan_common.settlement import FIXED_SETTLEMENT_SIZE
 from paychan_common.state import ChannelState, Family, Status
 from paychan_common.tx import OutPoint
 
-from ..config import ServerConfig
+from ..config import ServerConfig, v1_open_price
 from .clock import ClockPort
 from .hooks import PaymentHooks
 from .ports import Blockchain, ChannelStorePort
@@ -70,15 +70,15 @@ class PayChanService:
 
     def v1_open_price(self) -> int:
         """v1 open price: base price plus the fixed settlement fee estimate if configured (spec 6.2)."""
-        extra = FIXED_SETTLEMENT_SIZE * self.cfg.settlement.fee_rate_sat_per_byte
-        return self.cfg.v1.base_price + (extra if self.cfg.v1.price_add_settlement_fee else 0)
+        return v1_open_price(self.cfg)
 
     def funding_info_v1(self, params: ChannelParams) -> FundingInfoV1:
         """v1 FundingInfo (spec 6.2)."""
         p = self.policy
         return FundingInfoV1(server_pubkey=self.server_pubkey.hex, funding_address_copy=params.funding_address.text,
                              open_price=self.v1_open_price(), funding_tx_min_conf=p.funding_min_conf,
-                             settlement_period_hours=p.settlement_period_hours)
+                             settlement_period_hours=p.settlement_period_hours,
+                             earliest_exp_time=earliest_exp_time(self.clock.now(), p))
 
     def funding_info(self, params: ChannelParams, *, with_script: bool) -> FundingInfo:
         """v2 FundingInfo: v2-seed with `redeem_script_copy`, v2.3.0 without (spec 6.3 #1, 6.4 #1)."""
@@ -87,7 +87,8 @@ class PayChanService:
                            funding_address_copy=params.funding_address.text,
                            redeem_script_copy=params.redeem_script.hex() if with_script else None,
                            open_price=p.open_price, funding_tx_min_conf=p.funding_min_conf,
-                           settlement_period_hours=p.settlement_period_hours, min_duration_hours=p.min_duration_hours)
+                           settlement_period_hours=p.settlement_period_hours, min_duration_hours=p.min_duration_hours,
+                           earliest_exp_time=earliest_exp_time(self.clock.now(), p))
 
     async def begin_open(self, params: ChannelParams) -> OutPoint:
         """v2-seed begin_open: the confirmed funding output of this channel (409 if none yet)."""

@@ -187,6 +187,7 @@ class FakeNode:
         self.confirmations = 0
         self.auth: str | None = None
         self.funding_spent_in_block = False
+        self.median_time = EXP + 1  # the refund is final
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         request.read()
@@ -207,12 +208,12 @@ class FakeNode:
         elif method == "gettxout":
             res = None if self.funding_spent_in_block else {"confirmations": self.confirmations, "value": 0.0025}
             self.confirmations += 1
-        elif method == "getblockchaininfo":
-            res = {"mediantime": EXP - 600}
         elif method == "scantxoutset":
             res = {"unspents": []}
         elif method == "sendrawtransaction":
             res = "ef" * 32
+        elif method == "getblockchaininfo":
+            res = {"mediantime": self.median_time}
         else:
             return httpx.Response(500, json={"result": None, "error": {"code": -32601, "message": "Method not found"},
                                              "id": req["id"]})
@@ -239,8 +240,8 @@ def test_fund_wait_conf_and_publish_refund_through_rpc(tmp_path: Path, capsys: p
     assert out[1]["funding_txid"] == "cd" * 32 and out[1]["funding_vout"] == 1 and out[1]["funding_value"] == 250_000
     assert out[2]["confirmations"] == 2
     assert out[3]["published"] is True
-    assert out[3]["refund_valid_after_median_time_past"] == EXP and out[3]["median_time_past"] == EXP - 600
-    assert out[3]["refund_valid_now"] is False and out[3]["refund_valid_in_seconds"] == 601
+    assert out[3]["refund_valid_after_median_time_past"] == EXP and out[3]["median_time_past"] == EXP + 1
+    assert out[3]["refund_valid_now"] is True and out[3]["refund_valid_in_seconds"] == 0
     methods = [m for m, _ in node.calls]
     assert methods == ["sendtoaddress", "getrawtransaction", "gettxout", "gettxout", "gettxout",
                        "getblockchaininfo", "gettxout", "sendrawtransaction"]
@@ -285,3 +286,92 @@ def test_btc_amount_conversion() -> None:
     assert sat_to_btc(1) == "0.00000001"
     assert btc_to_sat(Decimal("0.00000001")) == 1
     assert btc_to_sat(Decimal("21000000")) == 2_100_000_000_000_000
+
+
+def _opened(tmp_path: Path, capsys: pytest.CaptureFixture[str], fake: FakeServer) -> str:
+    state = str(draft_file(tmp_path, fake.family))
+    transport = httpx.MockTransport(fake)
+    for args in (["info", "--exp-time", str(EXP)], ["fund", "--debug"], ["open"]):
+        assert main([args[0], "--state", state, *args[1:]], transport=transport) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    return state
+
+
+@pytest.mark.parametrize(("family", "status"), [("v2.3", 410), ("v2", 410), ("v1", 404)])
+def test_status_follows_a_close_made_on_the_server(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   family: Family, status: int) -> None:
+    fake = FakeServer(family)
+    state = _opened(tmp_path, capsys, fake)
+    gone = {"type": "application_error", "code": "channel_closed", "message": "channel is closed"}
+    closed = httpx.MockTransport(lambda _req: httpx.Response(status, json=gone, extensions={}))
+    assert main(["status", "--state", state, "--offline"], transport=closed) == 0
+    assert lines(capsys.readouterr().out)[0]["status"] == "open"  # offline: the local file only
+    assert main(["status", "--state", state], transport=closed) == 0  # the operator closed it (management API)
+    assert lines(capsys.readouterr().out)[0]["status"] == "closed"
+    assert ClientChannel.load(state).status == "closed"
+
+
+def test_pay_on_a_channel_the_server_closed_records_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = _opened(tmp_path, capsys, FakeServer("v2.3"))
+    gone = httpx.MockTransport(lambda _req: httpx.Response(410, json={"code": "channel_closing", "message": "closing"}))
+    assert main(["pay", "--state", state, "--amount", "1"], transport=gone) == 2
+    assert "the server has closed this channel" in capsys.readouterr().err
+    assert ClientChannel.load(state).status == "closed"
+
+
+def test_status_of_an_open_channel_stays_open(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeServer("v2")
+    state = _opened(tmp_path, capsys, fake)
+    assert main(["status", "--state", state], transport=httpx.MockTransport(fake)) == 0
+    assert lines(capsys.readouterr().out)[0]["status"] == "open"
+    assert fake.seen[-1].startswith("PUT")  # the latest payment again: value 0 (spec 4.5)
+
+
+def test_refund_before_median_time_past_says_too_early(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = _opened(tmp_path, capsys, FakeServer("v2"))
+    node = FakeNode()
+    node.median_time = EXP - 5 * 3600 - 20
+    rpc = ["--rpc-url", "http://node.test:18443", "--rpc-user", "u", "--rpc-password", "p"]
+    assert main(["refund", "--state", state, "--fee", "1000", *rpc], transport=httpx.MockTransport(node)) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: too early: median time past {EXP - 5 * 3600 - 20}, exp_time {EXP}, about 6 h to go\n"
+    assert "sendrawtransaction" not in [m for m, _ in node.calls]  # asked (time, spent check), nothing sent
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--amount-sat", "100500"], "leaves 500 sat of change"),
+    (["--amount-sat", "90000"], "does not cover the opening payment"),
+    (["--amount-sat", "250000", "--margin-seconds", str(30 * 24 * 3600)], "is too soon"),
+])
+def test_fund_refuses_before_any_coin_moves(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+                                            needle: str) -> None:
+    state = str(draft_file(tmp_path, "v2"))
+    node = FakeNode()
+    server = httpx.MockTransport(FakeServer("v2"))
+
+    def route(request: httpx.Request) -> httpx.Response:
+        return node(request) if request.url.host == "node.test" else server.handle_request(request)
+
+    transport = httpx.MockTransport(route)
+    assert main(["info", "--state", state, "--exp-time", str(EXP)], transport=transport) == 0
+    capsys.readouterr()
+    assert main(["fund", "--state", state, "--rpc-url", "http://node.test:18443", *args], transport=transport) == 2
+    assert needle in capsys.readouterr().err
+    assert node.calls == []
+
+
+def test_info_refuses_an_exp_time_the_server_would_refuse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from .vectors import SERVER_EARLIEST
+
+    def info(request: httpx.Request) -> httpx.Response:
+        exp = int(request.url.path.split("/")[4])
+        params = ChannelParams(CLIENT_KEY.public_key, SERVER_PUBKEY, exp, NETWORK)
+        return httpx.Response(200, json=funding_info_body("v2", funding_address_copy=params.funding_address.text,
+                                                          redeem_script_copy=params.redeem_script.hex()))
+
+    state = str(draft_file(tmp_path, "v2"))
+    transport = httpx.MockTransport(info)
+    assert main(["info", "--state", state, "--exp-time", str(SERVER_EARLIEST - 1)], transport=transport) == 2
+    err = capsys.readouterr().err
+    assert f"exp_time {SERVER_EARLIEST - 1} is too soon" in err and str(SERVER_EARLIEST) in err
+    assert main(["info", "--state", state, "--exp-time", str(SERVER_EARLIEST)], transport=transport) == 0

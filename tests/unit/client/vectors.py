@@ -65,6 +65,8 @@ V1_OPEN_REQUEST = (f"/v1/channels/new?client_pubkey={CLIENT_PUB}&exp_time=150000
 V1_EXHAUST_PAYLOAD = ("AAAAAAAAAAAwRAIgRS69VykT8OZS9s_Jv7CZRjvjmeLCtdLxn6WUgO80nYQCIC8T-CkUBjNjlUdagvjvGl7wu4_Vb-96"
                       "tzaV1E-H6lPxgg")
 
+SERVER_EARLIEST = EXP - 24 * 3600  # what the fake server states as its earliest accepted exp_time
+
 SETTLEMENT_TXID = "754c727936f9688ae25011f10082c415e9f889ddd112f306beb4d3617402c315"
 
 
@@ -79,8 +81,9 @@ def funding_info_body(family: str = "v2", **overrides: Any) -> dict[str, Any]:
                 "min_duration_hours": 48}
         if family == "v2":
             body["redeem_script_copy"] = REDEEM
+    body["earliest_exp_time"] = SERVER_EARLIEST  # the fake server's clock reads 2017, before the vectors' expiry
     body.update(overrides)
-    return body
+    return {k: v for k, v in body.items() if v is not None}
 
 
 def result(status: str = "open", left: int = 0, received: int = 0, txid: str | None = None,
