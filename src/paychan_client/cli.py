@@ -295,8 +295,6 @@ def cmd_refund(ctx: _Context) -> None:
     def refund(out: OutPoint, amount: int, rpc: NodeClient | None) -> None:
         tx = build_refund_tx(params, state.client_key, out, amount, address, fee=fee, fee_rate=fee_rate)
         if rpc is not None:
-            if not validity.valid:
-                raise validity.too_early()
             try:
                 rpc.send_raw_transaction(tx.serialize().hex())
             except RpcError as exc:
@@ -313,6 +311,8 @@ def cmd_refund(ctx: _Context) -> None:
     rpc = ctx.rpc()
     try:
         validity = RefundValidity(params.exp_time, rpc.median_time_past())
+        if not validity.valid:  # no block takes it yet (BIP113): nothing is sent to the node
+            raise validity.too_early()
         try:
             if a.txid is None and rpc.spent_in_block(outpoint):
                 # A confirmed settlement spent the funding: a refund of it must never be published (spec 8.6)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from paychan_common.errors import PaychanError
+from paychan_runtime.files import set_private_umask
 from paychan_runtime.serve import env_port, install_uvloop, serve_app, setup_logging
 
 from .app import create_app
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     except PaychanError as exc:
         print(f"paychan-gateway: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from None
+    set_private_umask()  # the ledger holds the payments taken: owner only
     setup_logging(cfg.log_level, cfg.log_format)
     install_uvloop()
     Path(cfg.ledger.path).parent.mkdir(parents=True, exist_ok=True)

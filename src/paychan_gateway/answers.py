@@ -12,7 +12,7 @@ from aiohttp.typedefs import Middleware
 from paychan_common.errors import PaychanError
 from paychan_common.messages import ErrorBody
 from paychan_runtime.http import Handler, json_response
-from paychan_runtime.http_errors import http_status
+from paychan_runtime.http_errors import http_status, public_error
 
 from .cashier import PaymentRequired
 from .header import SCHEME
@@ -81,7 +81,8 @@ def www_authenticate(err: PaymentRequired, server_url: str) -> str:
 
 
 def error_middleware(server_url: str, on_402: Callable[[str], None] | None = None) -> Middleware:
-    """402 with its body and challenge; every other error as PayChanServer words it; never a traceback."""
+    """402 with its body and challenge; every other error as PayChanServer words it (internal failures
+    generically, spec 7.5); never a traceback."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -95,9 +96,14 @@ def error_middleware(server_url: str, on_402: Callable[[str], None] | None = Non
             return json_response(payment_required_body(err, server_url), status=402, headers=headers)
         except PaychanError as err:
             status = gateway_status(err)
-            if status >= 500:
+            # The gateway's own errors (402, 404, 405, its upstream 502/504) keep their fixed texts; any
+            # other internal failure is answered generically (spec 7.5), its detail logged.
+            public, status = (err, status) if err.code in GATEWAY_STATUS else public_error(err, status)
+            if public is not err:  # the detail (service names, exception classes, caps) goes to the log only
+                log.warning("%s %s -> %d %s: %s", request.method, request.path, status, err.code, err.message)
+            elif status >= 500:
                 log.warning("%s %s -> %d %s", request.method, request.path, status, err.message)
-            return _error(err, status)
+            return _error(public, status)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -265,10 +265,13 @@ def _funding(cfg: ServerConfig) -> str | None:
 
 
 def _transport(cfg: ServerConfig) -> str | None:
-    for key, ref in (("chan_store", cfg.chan_store), ("signing_service", cfg.signing_service)):
-        host = urlsplit(ref.url).hostname or ""
-        if ref.unix_path is None and not is_loopback(host):
-            return (f"{key}.url: {host!r} is not a loopback address: the internal services listen on loopback "
+    urls = [("chan_store.url", cfg.chan_store.url, cfg.chan_store.unix_path),
+            *(("chan_store.failover_urls", url, None) for url in cfg.chan_store.failover_urls),
+            ("signing_service.url", cfg.signing_service.url, cfg.signing_service.unix_path)]
+    for key, url, unix_path in urls:
+        host = urlsplit(url).hostname or ""
+        if unix_path is None and not is_loopback(host):
+            return (f"{key}: {host!r} is not a loopback address: the internal services listen on loopback "
                     f"only, and the bearer token must not cross a network")
     if cfg.bitcoin.rpc_url and plain_http_elsewhere(cfg.bitcoin.rpc_url):
         return "bitcoin.rpc_url: plain http to a non-loopback host sends the RPC credentials in clear; use https"

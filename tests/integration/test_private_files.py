@@ -13,7 +13,7 @@ import tomli_w
 
 from chan_store.__main__ import main as store_main
 from chan_store.config import StoreConfig
-from paychan_runtime.config import ConfigError, load_or_create_secret, secret_bits
+from paychan_runtime.config import ConfigError, load_or_create_secret, read_password_file, secret_bits
 from paychan_runtime.files import private_directory
 from signing_service.__main__ import main as signing_main
 from tests.integration.test_signing_service import config_dict
@@ -105,3 +105,30 @@ def test_signer_refuses_plain_http_rpc_elsewhere(tmp_path: Path) -> None:
     path.write_text(tomli_w.dumps(data))
     with pytest.raises(ConfigError, match=r"funding_check\.rpc_url"):
         load_config(path, SigningConfig)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640])
+def test_chan_store_refuses_a_readable_postgres_password_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             mode: int) -> None:
+    token = _token(tmp_path, "ab" * 32, 0o600)
+    password = tmp_path / "pg.password"
+    password.write_text("s3cret\n")
+    password.chmod(mode)
+    config = tmp_path / "store.toml"
+    config.write_text(tomli_w.dumps({
+        "network": "test", "listen": {"port": 1}, "auth": {"token_file": str(token)},
+        "storage": {"engine": "postgres", "dsn": "postgresql://paychan@127.0.0.1:1/paychan",
+                    "password_file": str(password)}}))
+    assert store_main([str(config)]) == 2  # refused before any connection is tried
+    err = capsys.readouterr().err
+    assert "storage.password_file" in err and "accessible by group or others" in err and err.count("\n") == 1
+    assert "s3cret" not in err
+    assert store_main(["digest", "postgresql://paychan@127.0.0.1:1/paychan", "--password-file", str(password)]) == 2
+    assert "--password-file" in capsys.readouterr().err
+
+
+def test_private_password_file_is_read(tmp_path: Path) -> None:
+    password = tmp_path / "pg.password"
+    password.write_text("s3cret\n")
+    password.chmod(0o600)
+    assert read_password_file(str(password)) == "s3cret" and read_password_file(None) is None

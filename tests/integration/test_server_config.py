@@ -51,6 +51,7 @@ def write(tmp_path: Path, **changes: Any) -> Path:
     ({"debug": {"enable": False}, "bitcoin": {"rpc_url": "http://127.0.0.1:18332"},
       "channel": {"funding_min_conf": 0}}, "channel.funding_min_conf"),  # unconfirmed funding
     ({"chan_store": {"url": "http://10.0.0.5:17079"}}, "chan_store.url"),  # bearer token over a network
+    ({"chan_store": {"failover_urls": ["http://10.0.0.6:17079"]}}, "chan_store.failover_urls"),
     ({"signing_service": {"url": "http://example.com:17081"}}, "signing_service.url"),
     ({"debug": {"enable": False}, "bitcoin": {"rpc_url": "http://192.0.2.1:18332"}}, "bitcoin.rpc_url"),
     ({"management": {"port": 8080}}, "management.port"),  # same as listen.port
