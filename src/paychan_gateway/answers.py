@@ -30,8 +30,6 @@ class UpstreamError(PaychanError):
     code = "upstream_unavailable"
 
 
-
-
 # The gateway's own codes at its edge (the shared table gives every other code its status).
 GATEWAY_STATUS: dict[str, int] = {
     "payment_required": 402, "payment_already_used": 402, "no_route": 404, "method_not_allowed": 405,

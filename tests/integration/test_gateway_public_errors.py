@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from paychan_common.errors import InvalidPayment, PaychanError, ServiceUnavailable, SigningRefused
-from paychan_gateway.answers import error_middleware
+from paychan_gateway.answers import UpstreamError, error_middleware
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -47,3 +47,9 @@ async def test_gateway_client_errors_keep_their_message(aiohttp_client: AiohttpC
     client = await aiohttp_client(_app(InvalidPayment("out-of-order payment", code="out_of_order")))
     resp = await client.get("/paid")
     assert resp.status == 400 and (await resp.json())["code"] == "out_of_order"
+
+
+async def test_gateway_upstream_errors_keep_their_status_and_code(aiohttp_client: AiohttpClient) -> None:
+    client = await aiohttp_client(_app(UpstreamError("the upstream is unreachable; nothing was charged")))
+    resp = await client.get("/paid")
+    assert resp.status == 502 and (await resp.json())["code"] == "upstream_unavailable"
