@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from paychan_common.errors import InvalidPayment, PaychanError, ServiceUnavailable, SigningRefused
+from paychan_runtime.bitcoin_rpc import RpcError
 from paychan_server.api.middleware import error_middleware
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
@@ -21,6 +22,7 @@ INTERNAL = [
      503, "service temporarily unavailable; retry later"),
     (SigningRefused("fee 20000 is above max_fee 10000", code="fee_too_high"), 500, "internal server error"),
     (PaychanError("chan store sent a malformed state: KeyError"), 500, "internal server error"),
+    (RpcError(-26, "bad-txns-inputs-missingorspent", "sendrawtransaction"), 500, "internal server error"),
 ]
 
 
@@ -34,7 +36,8 @@ def _app(err: Exception) -> web.Application:
     return app
 
 
-@pytest.mark.parametrize(("err", "status", "text"), INTERNAL, ids=["signer-down", "node-down", "signer-cap", "other"])
+@pytest.mark.parametrize(("err", "status", "text"), INTERNAL,
+                         ids=["signer-down", "node-down", "signer-cap", "other", "node-502"])
 @pytest.mark.parametrize("path", ["/v1/x", "/v2/x"])
 async def test_internal_detail_stays_in_the_log(aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture,
                                                 err: PaychanError, status: int, text: str, path: str) -> None:
@@ -46,7 +49,7 @@ async def test_internal_detail_stays_in_the_log(aiohttp_client: AiohttpClient, c
     assert body["message"] == text and body["code"] in ("service_unavailable", "internal_error")
     public = (await resp.text()) + (resp.reason or "")
     for leak in ("SigningService", "ClientConnectorError", "ConnectError", "bitcoin", "max_fee", "10000", "KeyError",
-                 "chan store", "node_unreachable", "fee_too_high"):
+                 "chan store", "node_unreachable", "fee_too_high", "missingorspent", "sendrawtransaction", "-26"):
         assert leak not in public
     assert err.message in caplog.text  # the operator still sees what happened
 
