@@ -32,7 +32,7 @@ from tests.support.regtest_stack import (
     stored_state,
     wait_state,
 )
-from tests.support.services import Services
+from tests.support.services import Services, logged
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -81,7 +81,7 @@ def open_v2(svc: Services, ch: TestChannel) -> int:
 def test_chanstore_crash_point_keeps_every_acknowledged_payment(tmp_path: Path, point: str) -> None:
     svc = Services(tmp_path / "svc")
     svc.store.env[ENV_VAR] = f"{point}@{CRASH_AT_WRITE}"
-    try:
+    with logged(svc):
         svc.start()
         ch = TestChannel(exp_time=int(time.time()) + 7 * 24 * 3600)
         change = open_v2(svc, ch)
@@ -116,18 +116,13 @@ def test_chanstore_crash_point_keeps_every_acknowledged_payment(tmp_path: Path, 
         assert r.status_code == 200 and r.json()["channel_status"] == "closed", r.text
         svc.stop()
         assert_one_channel_closed(svc.root)
-    except BaseException:
-        log.error("service logs:\n%s", svc.logs())
-        raise
-    finally:
-        svc.stop()
 
 
 @pytest.mark.parametrize("point", ["settler.after_sign", "settler.after_store", "settler.after_publish"])
 def test_settler_crash_point_settles_once_after_restart(tmp_path: Path, point: str) -> None:
     svc = Services(tmp_path / "svc")
     svc.server.env[ENV_VAR] = point
-    try:
+    with logged(svc):
         svc.start()
         ch = TestChannel(exp_time=int(time.time()) + 7 * 24 * 3600)
         change = open_v2(svc, ch) - 3
@@ -152,11 +147,6 @@ def test_settler_crash_point_settles_once_after_restart(tmp_path: Path, point: s
         assert r.status_code == 200 and r.json()["settlement_txid"] == closed.settlement_txid, r.text
         svc.stop()
         assert_one_channel_closed(svc.root)
-    except BaseException:
-        log.error("service logs:\n%s", svc.logs())
-        raise
-    finally:
-        svc.stop()
 
 
 def test_unknown_crash_point_refuses_to_start(tmp_path: Path) -> None:
@@ -175,7 +165,7 @@ def test_settler_crash_between_storing_and_publishing_on_a_real_node(regtest_nod
     svc = regtest_services(tmp_path / "svc", node)
     svc.server.env[ENV_VAR] = "settler.after_store"
     refund = node.rpc("getnewaddress", "", "legacy")
-    try:
+    with logged(svc):
         svc.start()
         with client(svc) as c:
             ch = pay_n(c, fund_and_open(c, node, "v2.3", refund_address=refund), 3)
@@ -199,8 +189,3 @@ def test_settler_crash_between_storing_and_publishing_on_a_real_node(regtest_nod
             assert spender_of(node, ch.funding_outpoint, all_blocks(node)) == [crashed.settlement_txid]
             again = c.close(ch, refund, fee=2_000)
             assert again.settlement_txid == crashed.settlement_txid
-    except BaseException:
-        log.error("service logs:\n%s", svc.logs())
-        raise
-    finally:
-        svc.stop()

@@ -21,7 +21,7 @@ from paychan_common.state import Status
 from tests.functional.test_crash_points import OPEN_PRICE, assert_one_channel_closed
 from tests.support.channels import CLIENT_REFUND, TestChannel
 from tests.support.regtest_stack import stored_state
-from tests.support.services import Services
+from tests.support.services import Services, logged
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -64,7 +64,7 @@ def fill(path: Path) -> int:
 def test_chanstore_fail_stops_on_a_full_disk_and_restarts_once_space_is_freed(tmp_path: Path, small_fs: Path) -> None:
     svc = Services(tmp_path / "svc", store={"storage": {"path": str(small_fs / "chanstore")}})
     filler = small_fs / "filler"
-    try:
+    with logged(svc):
         svc.start()
         ch = TestChannel(exp_time=int(time.time()) + 7 * 24 * 3600)
         change = ch.funding_value - OPEN_PRICE
@@ -102,8 +102,3 @@ def test_chanstore_fail_stops_on_a_full_disk_and_restarts_once_space_is_freed(tm
         assert r.status_code == 200 and r.json()["channel_status"] == "closed", r.text
         svc.stop()
         assert_one_channel_closed(small_fs)
-    except BaseException:
-        log.error("service logs:\n%s", svc.logs())
-        raise
-    finally:
-        svc.stop()

@@ -4,13 +4,14 @@ Readiness by polling `/health`, never fixed sleeps; each service's log goes to a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,18 @@ class Services:
     def logs(self) -> str:
         """The tails of all logs, for failure reports."""
         return "\n".join(f"--- {s.name}\n{s.tail()}" for s in (self.store, self.signer, self.server))
+
+
+@contextlib.contextmanager
+def logged(svc: Services) -> Iterator[Services]:
+    """Stop the services when the block ends; when it fails, log their log tails first."""
+    try:
+        yield svc
+    except BaseException:
+        log.error("service logs:\n%s", svc.logs())
+        raise
+    finally:
+        svc.stop()
 
 
 def wait_until(predicate: Any, timeout: float = 30.0) -> Any:
