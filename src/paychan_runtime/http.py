@@ -42,6 +42,11 @@ async def read_json(request: web.Request, max_bytes: int = 65536) -> Any:
             body += chunk
             if len(body) > max_bytes:
                 raise InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
+    return parse_json(body)
+
+
+def parse_json(body: bytes | bytearray) -> Any:
+    """A request body as JSON; InvalidInput (bad_json) if it is not."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:

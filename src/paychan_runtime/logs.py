@@ -33,6 +33,7 @@ __all__ = [
     "RedactionFilter",
     "access_log_middleware",
     "configure_logging",
+    "log_request",
     "quiet_routes",
     "redact",
 ]
@@ -246,9 +247,14 @@ def access_log_middleware(quiet: Callable[[web.Request], bool] | None = None,
             status = exc.status
             raise
         finally:
-            log.log(level, "request", extra={
-                "method": request.method, "route": route_template(request), "path": request.path,
-                "status": status, "ms": round((time.perf_counter() - start) * 1000, 2),
-                "remote": request.remote})
+            log_request(log, level, request.method, route_template(request), request.path, status,
+                        time.perf_counter() - start, request.remote)
 
     return middleware
+
+
+def log_request(log: logging.Logger, level: int, method: str, route: str, path: str, status: int,
+                seconds: float, remote: str | None) -> None:
+    """The access-log line of one request (the caller checked `log.isEnabledFor(level)`)."""
+    log.log(level, "request", extra={"method": method, "route": route, "path": path, "status": status,
+                                     "ms": round(seconds * 1000, 2), "remote": remote})

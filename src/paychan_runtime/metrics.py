@@ -28,9 +28,11 @@ from .http import Handler
 __all__ = [
     "LATENCY_BUCKETS",
     "MULTIPROC_ENV",
+    "LatencyRecorder",
     "Metrics",
     "enable_multiprocess",
     "latency_middleware",
+    "latency_recorder",
     "metrics_handler",
     "route_template",
 ]
@@ -110,10 +112,30 @@ def metrics_handler(metrics: Metrics, before: Callable[[], Awaitable[Any]] | Non
     return handler
 
 
-def latency_middleware(metrics: Metrics) -> Middleware:
-    """Observe every request's duration by method, route template and final status."""
+LatencyRecorder = Callable[[str, str, int, float], None]
+"""observe(method, route template, status, seconds)."""
+
+
+def latency_recorder(metrics: Metrics) -> LatencyRecorder:
+    """Observe one request's duration in `metrics.request_latency` (label children remembered)."""
     children: dict[tuple[str, str, int], Any] = {}
     histogram = metrics.request_latency
+
+    def observe(method: str, route: str, status: int, seconds: float) -> None:
+        key = (method if method in _METHODS else "OTHER", route, status)
+        child = children.get(key)
+        if child is None:
+            child = histogram.labels(key[0], route, str(status))
+            if len(children) < 10_000:
+                children[key] = child
+        child.observe(seconds)
+
+    return observe
+
+
+def latency_middleware(metrics: Metrics) -> Middleware:
+    """Observe every request's duration by method, route template and final status."""
+    observe = latency_recorder(metrics)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -130,13 +152,6 @@ def latency_middleware(metrics: Metrics) -> Middleware:
             status = 499  # the client went away
             raise
         finally:
-            method = request.method if request.method in _METHODS else "OTHER"
-            key = (method, route_template(request), status)
-            child = children.get(key)
-            if child is None:
-                child = histogram.labels(key[0], key[1], str(status))
-                if len(children) < 10_000:
-                    children[key] = child
-            child.observe(time.perf_counter() - start)
+            observe(request.method, route_template(request), status, time.perf_counter() - start)
 
     return middleware

@@ -11,7 +11,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from aiohttp import web
 
@@ -24,6 +24,7 @@ from .port_claim import reuseport_socket
 __all__ = ["install_uvloop", "reuseport_socket", "run_internal_service", "serve_app", "setup_logging"]
 
 log = logging.getLogger("paychan.serve")
+SHUTDOWN_SECONDS = 60.0  # aiohttp's own shutdown_timeout
 
 _Config = TypeVar("_Config", bound=InternalServiceConfig)
 
@@ -54,12 +55,29 @@ def install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+class Front(Protocol):
+    """A protocol in front of aiohttp's on a listening socket (it hands connections over to `server()`)."""
+
+    def protocol(self) -> asyncio.Protocol:
+        """The protocol of a new connection."""
+        ...
+
+    async def shutdown(self) -> None:
+        """Close its connections once the answers in progress are written (the caller bounds the wait)."""
+        ...
+
+
 async def serve_app(app: web.Application, *, host: str | None = None, port: int | None = None,
                     unix_path: str | None = None, sock: socket.socket | None = None,
-                    on_started: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT, then shut down cleanly (cleanup contexts run)."""
+                    on_started: Callable[[], Awaitable[None]] | None = None,
+                    front: Callable[[web.Server], Front] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down cleanly (cleanup contexts run). With `front` and `sock`,
+    the socket's connections start with the front's protocol, which hands them to aiohttp's as it sees fit."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    if front is not None and sock is not None and runner.server is not None:
+        await _serve_front(runner, front(runner.server), sock, on_started)
+        return
     site: web.BaseSite
     if sock is not None:
         site = web.SockSite(runner, sock)
@@ -82,6 +100,26 @@ async def serve_app(app: web.Application, *, host: str | None = None, port: int 
         await stop.wait()
     finally:
         log.info("shutting down")
+        await runner.cleanup()
+
+
+async def _serve_front(runner: web.AppRunner, fronted: Front, sock: socket.socket,
+                       on_started: Callable[[], Awaitable[None]] | None) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(fronted.protocol, sock=sock)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if on_started is not None:
+        await on_started()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        server.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SHUTDOWN_SECONDS):
+                await fronted.shutdown()
         await runner.cleanup()
 
 

@@ -23,6 +23,9 @@ class ListenConfig(StrictSection):
     # Behind a TLS reverse proxy on this host (deploy/nginx/): take the scheme and host of the channel URLs
     # from X-Forwarded-Proto / X-Forwarded-Host, on connections from loopback only.
     trust_forwarded_headers: bool = False
+    # Payments (PUT on the v2-seed and v2.3.0 payment routes) served by the fast front (api/front.py)
+    # before the web framework; false: every request goes through aiohttp.
+    fast_front: bool = True
 
 
 class ServiceRef(StrictSection):

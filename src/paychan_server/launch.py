@@ -25,6 +25,7 @@ from paychan_runtime.metrics import enable_multiprocess
 from paychan_runtime.port_claim import PortInUse, claim_port
 from paychan_runtime.serve import env_port, install_uvloop, reuseport_socket, serve_app, setup_logging
 
+from .api.front import front
 from .app import create_app
 from .config import ServerConfig
 
@@ -52,7 +53,7 @@ def worker(path: str, index: int) -> None:
               file=sys.stderr)
         raise SystemExit(1) from None
     app = create_app(cfg, background=index == 0)
-    asyncio.run(serve_app(app, sock=sock))
+    asyncio.run(serve_app(app, sock=sock, front=front(app) if cfg.listen.fast_front else None))
 
 
 def _check_secrets(cfg: ServerConfig) -> None:

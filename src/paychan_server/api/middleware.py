@@ -55,24 +55,49 @@ def _reason(message: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1") or "Error"
 
 
-def _answer(body: ErrorBody, status: int, headers: dict[str, str] | None = None) -> web.Response:
+ErrorAnswer = tuple[int, str, dict[str, object]]
+"""(status, reason phrase, JSON body) of an error answer."""
+
+
+def error_answer(err: PaychanError, family: Family | None, method: str, path: str) -> tuple[ErrorAnswer, PaychanError]:
+    """The status, reason and body answering `err` on a route of `family`, and the error made public;
+    internal failures are answered generically (spec 7.5), their detail logged."""
+    status = http_status(err, FAMILY_STATUS.get(family) if family is not None else None)
+    public, status = public_error(err, status)
+    if public is not err:  # the detail (service names, exception classes, caps) goes to the log only
+        log.warning("%s %s -> %d %s: %s", method, path, status, err.code, err.message)
+    body = ErrorBody(type=public.kind, code=public.code, message=public.message)
+    return (status, _reason(body.message), body.model_dump()), public
+
+
+def http_exception_answer(exc: web.HTTPException) -> ErrorAnswer:
+    """aiohttp's own 4xx (a 415 a handler raised, an unknown path) as an error answer."""
+    reason = exc.reason or "error"
+    body = ErrorBody(type="application_error", code=f"http_{exc.status}", message=reason)
+    return exc.status, _reason(reason), body.model_dump()
+
+
+def unexpected_answer(family: Family | None, method: str, path: str) -> ErrorAnswer:
+    """An exception no layer expected: logged with its traceback, answered as a generic 500."""
+    log.exception("internal error on %s %s", method, path)
+    return error_answer(PaychanError("internal server error"), family, method, path)[0]
+
+
+def _answer(answer: ErrorAnswer, headers: dict[str, str] | None = None) -> web.Response:
     """Status + reason phrase = message (v1 clients read it) + the JSON body {type, code, message}."""
-    resp = json_response(body.model_dump(), status=status, headers=headers)
-    resp.set_status(status, _reason(body.message))
+    status, reason, body = answer
+    resp = json_response(body, status=status, headers=headers)
+    resp.set_status(status, reason)
     return resp
 
 
 def error_response(err: PaychanError, request: web.Request) -> web.Response:
-    """The answer to `err` raised by the route `request` matched; internal failures answered generically (spec
-    7.5), their detail logged."""
+    """The answer to `err` raised by the route `request` matched."""
     family = family_of_path(route_template(request))
-    status = http_status(err, FAMILY_STATUS.get(family) if family is not None else None)
-    public, status = public_error(err, status)
-    if public is not err:  # the detail (service names, exception classes, caps) goes to the log only
-        log.warning("%s %s -> %d %s: %s", request.method, request.path, status, err.code, err.message)
+    answer, public = error_answer(err, family, request.method, request.path)
     rule = HEADERS_BY_CODE.get(public.code)
     headers = rule(request, family, public) if rule is not None else None
-    return _answer(ErrorBody(type=public.kind, code=public.code, message=public.message), status, headers)
+    return _answer(answer, headers)
 
 
 @web.middleware
@@ -85,11 +110,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        reason = exc.reason or "error"
-        return _answer(ErrorBody(type="application_error", code=f"http_{exc.status}", message=reason), exc.status)
-    except Exception:
-        log.exception("internal error on %s %s", request.method, request.path)
-        return error_response(PaychanError("internal server error"), request)
+        return _answer(http_exception_answer(exc))
+    except Exception:  # noqa: BLE001 - logged with its traceback by unexpected_answer
+        return _answer(unexpected_answer(family_of_path(route_template(request)), request.method, request.path))
 
 
 async def add_cors(request: web.Request, response: web.StreamResponse) -> None:

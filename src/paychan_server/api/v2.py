@@ -32,9 +32,14 @@ def _answer(result: PaymentResult, status: int = 200, location: str | None = Non
     return json_response(result_json(result), status=status, headers=headers)
 
 
-async def _payment(request: web.Request, *, full: bool = False) -> Payment:
-    if request.content_type != "application/json":
+def check_json_type(content_type: str) -> None:
+    """415 unless the body is declared JSON (the media type, lower-case, without parameters)."""
+    if content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(reason="Content-Type must be application/json")
+
+
+async def _payment(request: web.Request, *, full: bool = False) -> Payment:
+    check_json_type(request.content_type)
     return parse_v2_payment(await read_json(request, request.app[MAX_BODY]), require_full=full)
 
 
@@ -68,7 +73,24 @@ async def _open(request: web.Request, family: Family, params: ChannelParams, pay
 
 def _seed_path(svc: PayChanService, request: web.Request) -> tuple[PublicKey, int, OutPoint]:
     m = request.match_info
-    return svc.client_key(m["pk"]), parse_exp_time(m["exp"]), parse_outpoint(m["txid"], m["vout"])
+    return seed_path(svc, m["pk"], m["exp"], m["txid"], m["vout"])
+
+
+def seed_path(svc: PayChanService, pk: str, exp: str, txid: str, vout: str) -> tuple[PublicKey, int, OutPoint]:
+    """The v2-seed path's client key, expiry and funding outpoint (400 if malformed)."""
+    return svc.client_key(pk), parse_exp_time(exp), parse_outpoint(txid, vout)
+
+
+async def seed_payment(svc: PayChanService, path: tuple[PublicKey, int, OutPoint], payment: Payment
+                       ) -> PaymentResult:
+    """A payment on the v2-seed channel of the path (spec 6.3 #4)."""
+    pk, exp, outpoint = path
+    return await svc.pay(outpoint, payment, await svc.locate(outpoint, Family.V2_SEED, locator=(pk.data, exp)))
+
+
+async def v23_payment(svc: PayChanService, outpoint: OutPoint, secret: bytes, payment: Payment) -> PaymentResult:
+    """A compact payment on the v2.3.0 channel of the path and secret (spec 6.4 #3)."""
+    return await svc.pay(outpoint, payment, await svc.locate(outpoint, Family.V2_3, secret=secret))
 
 
 async def seed_open(request: web.Request) -> web.Response:
@@ -117,17 +139,28 @@ async def _v23_channel(request: web.Request) -> Located:
     return svc, outpoint, payment, await svc.locate(outpoint, Family.V2_3, secret=secret)
 
 
-def _on_channel(locate: Callable[[web.Request], Awaitable[Located]], *, close: bool) -> Handler:
-    """A PUT handler: a payment (close=False) or the closing payment (spec 7.3, 7.4) on the located channel."""
+def _on_channel(locate: Callable[[web.Request], Awaitable[Located]]) -> Handler:
+    """A PUT handler: the closing payment (spec 7.4) on the located channel."""
 
     async def handler(request: web.Request) -> web.Response:
         svc, outpoint, payment, st = await locate(request)
-        return _answer(await (svc.close_v2 if close else svc.pay)(outpoint, payment, st))
+        return _answer(await svc.close_v2(outpoint, payment, st))
 
     return handler
 
 
-seed_pay = _on_channel(_seed_channel, close=False)  # PUT /v2/channels/{pk}/{exp}/{txid}/{vout}
-seed_close = _on_channel(_seed_channel, close=True)  # PUT .../close: zero-value closing payment
-v23_pay = _on_channel(_v23_channel, close=False)  # PUT /v2/channels/{txid}/{vout}?secret=: compact payment
-v23_close = _on_channel(_v23_channel, close=True)  # PUT .../close?secret=: closing payment, its value the fee
+async def seed_pay(request: web.Request) -> web.Response:
+    """PUT /v2/channels/{pk}/{exp}/{txid}/{vout}: a payment (the fast front, `front.py`, serves it too)."""
+    svc = request.app[SERVICE]
+    path = _seed_path(svc, request)
+    return _answer(await seed_payment(svc, path, await _payment(request)))
+
+
+async def v23_pay(request: web.Request) -> web.Response:
+    """PUT /v2/channels/{txid}/{vout}?secret=: a compact payment (the fast front serves it too)."""
+    outpoint, secret = _v23_path(request)
+    return _answer(await v23_payment(request.app[SERVICE], outpoint, secret, await _payment(request)))
+
+
+seed_close = _on_channel(_seed_channel)  # PUT .../close: zero-value closing payment
+v23_close = _on_channel(_v23_channel)  # PUT .../close?secret=: closing payment, its value the fee
