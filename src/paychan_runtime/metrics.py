@@ -28,6 +28,7 @@ from .http import Handler
 __all__ = [
     "LATENCY_BUCKETS",
     "MULTIPROC_ENV",
+    "DeferredUpdates",
     "LatencyRecorder",
     "Metrics",
     "enable_multiprocess",
@@ -64,10 +65,68 @@ def route_template(request: web.Request) -> str:
     return UNMATCHED if resource is None else resource.canonical
 
 
+class DeferredUpdates:
+    """Counter increments and histogram observations summed in plain Python and applied to the Prometheus
+    values at most once per `interval` (and before every scrape): in multiprocess mode each update of a
+    value is an mmap write behind a pid check, several per payment on the hot path. A scrape of another
+    worker's values is then at most `interval` seconds behind."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._counts: dict[Any, float] = {}  # counter child -> pending increment
+        self._observed: dict[Any, list[float]] = {}  # histogram child -> [sum, count per bucket...]
+        self._timer: asyncio.TimerHandle | None = None
+
+    def inc(self, counter: Any, amount: float = 1.0) -> None:
+        """counter.inc(amount), deferred."""
+        self._counts[counter] = self._counts.get(counter, 0.0) + amount
+        if self._timer is None:
+            self._arm()
+
+    def observe(self, histogram: Any, amount: float) -> None:
+        """histogram.observe(amount), deferred (its bucket found now)."""
+        pending = self._observed.get(histogram)
+        bounds = histogram._upper_bounds
+        if pending is None:
+            pending = self._observed[histogram] = [0.0] * (len(bounds) + 1)
+        pending[0] += amount
+        for i, bound in enumerate(bounds):
+            if amount <= bound:
+                pending[i + 1] += 1
+                break
+        if self._timer is None:
+            self._arm()
+
+    def flush(self) -> None:
+        """Apply every pending update now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        counts, self._counts = self._counts, {}
+        observed, self._observed = self._observed, {}
+        for counter, amount in counts.items():
+            counter.inc(amount)
+        for histogram, pending in observed.items():
+            # prometheus-client's Histogram.observe, per bucket in bulk (its value objects: _sum, _buckets)
+            histogram._sum.inc(pending[0])
+            for bucket, count in zip(histogram._buckets, pending[1:], strict=True):
+                if count:
+                    bucket.inc(count)
+
+    def _arm(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a script, a test): apply at once
+            self.flush()
+            return
+        self._timer = loop.call_later(self.interval, self.flush)
+
+
 class Metrics:
     """One service's metrics: a registry, the request-latency histogram, and scrape-time collectors."""
 
     def __init__(self, namespace: str = "paychan") -> None:
+        self.deferred = DeferredUpdates()
         self.registry = CollectorRegistry(auto_describe=True)
         self.namespace = namespace
         self._live: list[Collector] = []
@@ -83,7 +142,8 @@ class Metrics:
         self.registry.register(collector)
 
     def exposition(self) -> bytes:
-        """The text exposition of every metric (all workers' in multiprocess mode)."""
+        """The text exposition of every metric (all workers' in multiprocess mode); this process's deferred
+        updates are applied by the caller, on the event loop's thread (`metrics_handler`)."""
         if multiprocess_dir() is None:
             return generate_latest(self.registry)
         registry = CollectorRegistry(auto_describe=False)
@@ -103,6 +163,7 @@ def metrics_handler(metrics: Metrics, before: Callable[[], Awaitable[Any]] | Non
     async def handler(request: web.Request) -> web.Response:
         if before is not None:
             await before()
+        metrics.deferred.flush()
         if multiprocess_dir() is None:
             body = metrics.exposition()
         else:  # reads every worker's files: off the event loop
@@ -120,6 +181,7 @@ def latency_recorder(metrics: Metrics) -> LatencyRecorder:
     """Observe one request's duration in `metrics.request_latency` (label children remembered)."""
     children: dict[tuple[str, str, int], Any] = {}
     histogram = metrics.request_latency
+    deferred = metrics.deferred
 
     def observe(method: str, route: str, status: int, seconds: float) -> None:
         key = (method if method in _METHODS else "OTHER", route, status)
@@ -128,7 +190,7 @@ def latency_recorder(metrics: Metrics) -> LatencyRecorder:
             child = histogram.labels(key[0], route, str(status))
             if len(children) < 10_000:
                 children[key] = child
-        child.observe(seconds)
+        deferred.observe(child, seconds)
 
     return observe
 

@@ -20,7 +20,7 @@ from tests.support.channels import TestChannel
 from tests.support.plugin import ServicesFactory
 from tests.support.ports import reserve_port
 from tests.support.regtest import wait_for
-from tests.support.services import Services, now
+from tests.support.services import Services, now, wait_until
 
 log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.functional
@@ -120,7 +120,14 @@ def test_operator_view(operator_services: Services) -> None:
 
     log.info("/metrics with the read-only scraper token: both workers' payments are counted")
     assert httpx.get(mgmt + "/totals", headers={"Authorization": f"Bearer {scraper}"}).status_code == 401
-    text = httpx.get(mgmt + "/metrics", headers={"Authorization": f"Bearer {scraper}"}).text
+    pay_key = ("paychan_payments_total", frozenset({("kind", "pay"), ("family", "v2.3.0")}))
+
+    def scrape() -> str:
+        return httpx.get(mgmt + "/metrics", headers={"Authorization": f"Bearer {scraper}"}).text
+
+    # The other worker applies its counts at most 1 s late (paychan_runtime.metrics.DeferredUpdates).
+    wait_until(lambda: _metrics(scrape()).get(pay_key) == 6, timeout=10)
+    text = scrape()
     assert "process_cpu_seconds_total" not in text  # multiprocess mode: the workers' files are merged
     m = _metrics(text)
     assert m[("paychan_payments_total", frozenset({("kind", "pay"), ("family", "v2.3.0")}))] == 6

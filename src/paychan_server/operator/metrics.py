@@ -96,9 +96,9 @@ class ServerMetrics(Metrics):
     def payment(self, kind: str, family: Family, value: int) -> None:
         """Count one stored payment and its value."""
         count, total = self._children[(kind, family)]
-        count.inc()
+        self.deferred.inc(count)
         if value:
-            total.inc(value)
+            self.deferred.inc(total, value)
 
 
 METRICS: web.AppKey[ServerMetrics] = web.AppKey("server_metrics", ServerMetrics)
