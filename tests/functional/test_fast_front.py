@@ -10,6 +10,7 @@ and a chunked payment body goes to aiohttp and is stored all the same.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import time
@@ -20,7 +21,7 @@ import httptools
 import httpx
 import pytest
 
-from tests.support.channels import TestChannel
+from tests.support.channels import CLIENT_REFUND, SINGLE_ACP, TestChannel
 from tests.support.plugin import ServicesFactory
 from tests.support.services import Services
 
@@ -28,9 +29,18 @@ pytestmark = pytest.mark.functional
 
 EXP = int(time.time()) + 30 * 24 * 3600
 OPEN_PRICE = 100000
-SEED, V23 = TestChannel(EXP), TestChannel(EXP)
+V1_PRICE = 70000 + 348 * 40  # base price + the fixed settlement fee estimate of the test stack
+SEED, V23, V1 = TestChannel(EXP), TestChannel(EXP), TestChannel(EXP)
 SEED_OPEN = SEED.funding_value - OPEN_PRICE
 V23_OPEN = V23.funding_value - OPEN_PRICE
+V1_OPEN = V1.funding_value - V1_PRICE
+V1_URL = f"/v1/channels/{V1.op.display_txid}/{V1.op.vout}"
+
+
+def _v1(change: int) -> str:
+    sig = V1.sign(change, CLIENT_REFUND)
+    raw = change.to_bytes(8, "little") + sig.der + bytes([SINGLE_ACP])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 JSON = {"Content-Type": "application/json"}
 
 
@@ -43,6 +53,9 @@ def stacks(module_services_factory: ServicesFactory) -> Iterator[tuple[Services,
             assert http.post(SEED.seed_url, json=SEED.v2_body(SEED_OPEN)).status_code == 201
             assert http.post(V23.v23_url, params={"secret": V23.secret(V23_OPEN)},
                              json=V23.v23_full(V23_OPEN)).status_code == 201
+            assert http.post("/v1/channels/new", params={
+                "client_pubkey": V1.pk, "exp_time": str(EXP), "change_address": CLIENT_REFUND,
+                "payment": _v1(V1_OPEN)}).status_code == 201
     yield fast, slow
 
 
@@ -80,6 +93,17 @@ CASES: list[tuple[str, str, str, dict[str, str], dict[str, str], bytes]] = [
      json.dumps(_compact(V23, V23_OPEN - 3)).encode()),
     ("v23 bad vout", "PUT", f"/v2/channels/{V23.op.display_txid}/x1", {"secret": SECRET}, JSON, b"{}"),
     ("v23 pay more", "PUT", V23.v23_url, {"secret": SECRET}, JSON, json.dumps(_compact(V23, V23_OPEN - 50)).encode()),
+    ("v1 pay", "PUT", V1_URL, {"payment": _v1(V1_OPEN - 1)}, {}, b""),
+    ("v1 pay alias", "PUT", V1_URL + "/pay", {"payment": _v1(V1_OPEN - 7)}, {}, b""),
+    ("v1 pay with a body", "PUT", V1_URL, {"payment": _v1(V1_OPEN - 9)}, JSON, b"{}"),
+    ("v1 replay", "PUT", V1_URL, {"payment": _v1(V1_OPEN - 9)}, {}, b""),
+    ("v1 no payment", "PUT", V1_URL, {}, {}, b""),
+    ("v1 empty payment", "PUT", V1_URL, {"payment": ""}, {}, b""),
+    ("v1 bad payload", "PUT", V1_URL, {"payment": "AAAA"}, {}, b""),
+    ("v1 unknown channel", "PUT", f"/v1/channels/{'cd' * 32}/1", {"payment": _v1(V1_OPEN - 11)}, {}, b""),
+    ("v1 on a v2 channel", "PUT", f"/v1/channels/{SEED.op.display_txid}/{SEED.op.vout}",
+     {"payment": _v1(V1_OPEN - 11)}, {}, b""),
+    ("v1 new is not a payment", "PUT", "/v1/channels/new/0", {"payment": _v1(V1_OPEN - 11)}, {}, b""),
     ("trailing slash (aiohttp's 404)", "PUT", V23.v23_url + "/", {"secret": SECRET}, JSON, b"{}"),
     ("escaped path (aiohttp)", "PUT", SEED.seed_url.replace("/v2/", "/v%32/"), {}, JSON, b"{}"),
 ]

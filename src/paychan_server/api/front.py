@@ -2,13 +2,14 @@
 
 Each connection starts with `FastFront`, an asyncio protocol that frames requests itself (head up to the
 blank line, then Content-Length bytes) and parses each one with httptools. A request that is plainly a
-payment (`PUT` on the v2-seed or v2.3.0 payment route, HTTP/1.1 keep-alive, a JSON body with a
+payment (`PUT` on the v1, v2-seed or v2.3.0 payment route, HTTP/1.1 keep-alive, for v2 a JSON body with a
 Content-Length within `listen.max_body_bytes`, no Transfer-Encoding, Expect, Upgrade, Content-Encoding,
-no percent-escapes in the path) is answered here through the same functions as the aiohttp handlers
-(`v2.seed_path`, `v2.seed_payment`, `v2.v23_payment`), the same error edge (`middleware.error_answer`),
-the same CORS headers, latency histogram and access log. At the first request that is anything else the
-connection is handed over, from that request's first byte on, to aiohttp's own protocol for the rest of
-its life: unusual requests, other routes and every refusal of the HTTP layer stay aiohttp's.
+no percent-escape or '+' in the target) is answered here through the same functions as the aiohttp
+handlers (`v1.v1_payment`, `v2.seed_path`, `v2.seed_payment`, `v2.v23_payment`), the same error edge
+(`middleware.error_answer`), the same CORS headers, latency histogram and access log. At the first
+request that is anything else the connection is handed over, from that request's first byte on, to
+aiohttp's own protocol for the rest of its life: unusual requests, other routes and every refusal of the
+HTTP layer stay aiohttp's.
 
 Requests on one connection are served one after the other, in order (pipelined requests wait in the
 buffer); an answer is written only once its payment is durably stored, as in the aiohttp handler. A
@@ -30,7 +31,7 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
 from paychan_common.errors import PaychanError
-from paychan_common.messages import PaymentResult, result_json
+from paychan_common.messages import PaymentResult, result_json, result_json_v1
 from paychan_common.state import Family
 from paychan_common.wire_v2 import parse_v2_payment
 from paychan_runtime.http import parse_json
@@ -41,8 +42,9 @@ from ..domain.service import PayChanService
 from ..operator.metrics import METRICS
 from .keys import MAX_BODY, SERVICE
 from .middleware import CORS_HEADERS, error_answer, http_exception_answer, unexpected_answer
-from .params import parse_outpoint, parse_secret
-from .routes import SEED, V23
+from .params import parse_outpoint, parse_secret, required
+from .routes import SEED, V1_CHANNEL, V23
+from .v1 import v1_payment
 from .v2 import check_json_type, seed_path, seed_payment, v23_payment
 
 __all__ = ["FastFront", "FrontContext", "front"]
@@ -154,11 +156,14 @@ class _Head:
 
 
 Route = tuple[str, list[str], str]  # (route template, path segments, query)
+V1_PAY = V1_CHANNEL + "/pay"
+_V1_ROUTES = (V1_CHANNEL, V1_PAY)
+_FAMILY = {V1_CHANNEL: Family.V1, V1_PAY: Family.V1, SEED: Family.V2_SEED, V23: Family.V2_3}
 
 
 def _payment_route(url: bytes) -> Route | None:
     """The payment route a request target names exactly (no escapes), with its segments and query."""
-    if b"%" in url or b"#" in url or not url.startswith(b"/v2/channels/"):
+    if b"%" in url or b"#" in url or b"+" in url or not url.startswith((b"/v2/channels/", b"/v1/channels/")):
         return None
     try:
         text = url.decode("ascii")
@@ -168,6 +173,12 @@ def _payment_route(url: bytes) -> Route | None:
     parts = path.split("/")
     if any(not part for part in parts[1:]):
         return None
+    if parts[1] == "v1":
+        if len(parts) == 5 and parts[3] != "new":
+            return V1_CHANNEL, parts, query
+        if len(parts) == 6 and parts[5] == "pay":
+            return V1_PAY, parts, query
+        return None
     if len(parts) == 7:
         return SEED, parts, query
     if len(parts) == 5:
@@ -175,12 +186,11 @@ def _payment_route(url: bytes) -> Route | None:
     return None
 
 
-def _secret_of(query: str) -> str | None:
-    """The first `secret` of a query without escapes (aiohttp's `request.query.get`); None if absent; a
-    query with '+' (a space to aiohttp) is left to aiohttp."""
+def _query_value(query: str, wanted: str) -> str | None:
+    """The first value of `wanted` in a query without escapes or '+' (as aiohttp's `request.query.get`)."""
     for item in query.split("&"):
         name, eq, value = item.partition("=")
-        if name == "secret":
+        if name == wanted:
             return value if eq else ""
     return None
 
@@ -303,28 +313,33 @@ class FastFront(asyncio.Protocol):
                 or parser.get_http_version() != "1.1" or not parser.should_keep_alive()):
             return None
         route = _payment_route(callbacks.url)
+        if route is None or self._ctx.service is None:
+            return None
         length_text = callbacks.content_length
-        if route is None or length_text is None or not length_text.isdigit() or len(length_text) > 9:
+        if route[0] in _V1_ROUTES and length_text is None:
+            return route, 0, ""  # a v1 payment travels in the query; it has no body
+        if length_text is None or not length_text.isdigit() or len(length_text) > 9:
             return None
         length = int(length_text)
-        if length > self._ctx.max_body or self._ctx.service is None:
+        if length > self._ctx.max_body:
             return None
+        if route[0] in _V1_ROUTES:
+            return route, length, ""  # the v1 handler never reads a body
         raw_type = callbacks.content_type
         media = raw_type.split(b";", 1)[0].strip() if raw_type is not None else b""
         if media != b"application/json":
             return None  # aiohttp answers 415, or reads a media type spelled otherwise
-        if route[0] == V23 and "+" in route[2]:
-            return None
         return route, length, media.decode("ascii")
 
     async def _serve(self, route: Route, content_type: str, body: bytes) -> None:
         start = time.perf_counter()
         template, parts, query = route
-        family = Family.V2_SEED if template == SEED else Family.V2_3
+        family = _FAMILY[template]
         path = route_path(parts)
         try:
             result = await self._pay(template, parts, query, content_type, body)
-            answer = self._ctx.answer(200, "OK", orjson.dumps(result_json(result)))
+            encoded = result_json_v1(result) if family is Family.V1 else result_json(result)
+            answer = self._ctx.answer(200, "OK", orjson.dumps(encoded))
             status = 200
         except PaychanError as err:
             status, reason, err_body = error_answer(err, family, "PUT", path)[0]
@@ -349,14 +364,18 @@ class FastFront(asyncio.Protocol):
 
     async def _pay(self, template: str, parts: list[str], query: str, content_type: str,
                    body: bytes) -> PaymentResult:
-        """The same steps, in the same order, as `v2.seed_pay` / `v2.v23_pay`."""
+        """The same steps, in the same order, as `v1.pay`, `v2.seed_pay` and `v2.v23_pay`."""
         svc = self._ctx.service
         assert svc is not None  # checked before the request was taken
+        if template in _V1_ROUTES:
+            payload = _query_value(query, "payment")
+            return await v1_payment(svc, parts[3], parts[4], required({} if payload is None else {"payment": payload},
+                                                                     "payment"))
         if template == SEED:
             where = seed_path(svc, parts[3], parts[4], parts[5], parts[6])
             check_json_type(content_type)
             return await seed_payment(svc, where, parse_v2_payment(parse_json(body)))
-        outpoint, secret = parse_outpoint(parts[3], parts[4]), parse_secret(_secret_of(query))
+        outpoint, secret = parse_outpoint(parts[3], parts[4]), parse_secret(_query_value(query, "secret"))
         check_json_type(content_type)
         return await v23_payment(svc, outpoint, secret, parse_v2_payment(parse_json(body)))
 

@@ -8,11 +8,12 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from paychan_common.address import Address
-from paychan_common.messages import result_json_v1
+from paychan_common.messages import PaymentResult, result_json_v1
 from paychan_common.state import Family
 from paychan_common.wire_v1 import parse_v1_payload
 from paychan_runtime.http import json_response
 
+from ..domain.service import PayChanService
 from .keys import SERVICE
 from .params import parse_exp_time, parse_outpoint, parse_pubkey, required
 from .urls import channel_url
@@ -44,12 +45,17 @@ async def open_channel(request: web.Request) -> web.Response:
 
 
 async def pay(request: web.Request) -> web.Response:
-    """PUT /v1/channels/{txid}/{vout}?payment= (also .../pay)."""
-    svc = request.app[SERVICE]
-    outpoint = parse_outpoint(request.match_info["txid"], request.match_info["vout"])
-    payment = parse_v1_payload(required(request.query, "payment"))
-    st = await svc.locate(outpoint, Family.V1)
-    return json_response(result_json_v1(await svc.pay(outpoint, payment, st)))
+    """PUT /v1/channels/{txid}/{vout}?payment= (also .../pay; the fast front, `front.py`, serves it too)."""
+    m = request.match_info
+    return json_response(result_json_v1(await v1_payment(request.app[SERVICE], m["txid"], m["vout"],
+                                                         required(request.query, "payment"))))
+
+
+async def v1_payment(svc: PayChanService, txid: str, vout: str, payload: str) -> PaymentResult:
+    """A payment on the v1 channel of the path (spec 6.2, 7.3)."""
+    outpoint = parse_outpoint(txid, vout)
+    payment = parse_v1_payload(payload)
+    return await svc.pay(outpoint, payment, await svc.locate(outpoint, Family.V1))
 
 
 async def close(request: web.Request) -> web.Response:
