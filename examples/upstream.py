@@ -82,15 +82,17 @@ def create_app(big: Path) -> web.Application:
         return web.FileResponse(big)
 
     app = web.Application()
-    app.router.add_get("/api/items/{id}", item)
-    app.router.add_get("/api/quote/{n}", quoted)
-    app.router.add_post("/api/echo", echo)
-    app.router.add_get("/api/fail", fail)
-    app.router.add_get("/api/slow", slow)
-    app.router.add_get("/files/big.bin", big_file)
-    app.router.add_get("/stream", stream)
-    app.router.add_post("/price", price)
-    app.router.add_get("/health", lambda r: _ok())
+    app.add_routes([
+        web.get("/api/items/{id}", item),
+        web.get("/api/quote/{n}", quoted),
+        web.post("/api/echo", echo),
+        web.get("/api/fail", fail),
+        web.get("/api/slow", slow),
+        web.get("/files/big.bin", big_file),
+        web.get("/stream", stream),
+        web.post("/price", price),
+        web.get("/health", lambda r: _ok()),
+    ])
     return app
 
 
