@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from paychan_common.errors import Conflict, InvalidInput, PaychanError
 from paychan_common.feebump import BumpInputs, budget_reaches, conf_target, next_fee
@@ -63,23 +63,25 @@ class BumpView:
     proposed: int | None
 
 
+@dataclass(slots=True, eq=False)  # one per Settler, compared by identity
 class Bumper:
     """Replaces a channel's unconfirmed settlement at a higher fee when the schedule says so."""
 
-    def __init__(self, store: ChannelStorePort, signer: SignerPort, chain: Blockchain, destination: bytes,
-                 settlement_period: int, cfg: SettlementConfig, signer_policy: SignerPolicy | None,
-                 hooks: SettlementHooks, alert: Alert,
-                 settlement_input: Callable[[ChannelState], SettlementInput]) -> None:
-        self.store = store
-        self.signer = signer
-        self.chain = chain
-        self.destination = destination
-        self.cfg = cfg
-        self.signer_policy = signer_policy
-        self.hooks = hooks
-        self.alert = alert
-        self.settlement_input = settlement_input
-        self.window = max(settlement_period + cfg.safety_margin_hours * 3600 - cfg.bump_deadline_margin_seconds, 0)
+    store: ChannelStorePort
+    signer: SignerPort
+    chain: Blockchain
+    destination: bytes
+    settlement_period: int
+    cfg: SettlementConfig
+    signer_policy: SignerPolicy | None
+    hooks: SettlementHooks
+    alert: Alert
+    settlement_input: Callable[[ChannelState], SettlementInput]
+    window: int = field(init=False)  # the ramp's length: from the scheduled close to the deadline (spec 8.6)
+
+    def __post_init__(self) -> None:
+        margin = self.cfg.safety_margin_hours * 3600 - self.cfg.bump_deadline_margin_seconds
+        self.window = max(self.settlement_period + margin, 0)
 
     def deadline(self, state: ChannelState) -> int:
         """exp_time minus the margin, on the median-time-past clock (spec 8.6)."""
