@@ -59,19 +59,18 @@ class Tally:
             self.unexpected.append(text[:300])
 
 
+@dataclass(eq=False)
 class Client:
     """One client thread: open a channel on a random family, pay a few times, close it (usually); repeat."""
 
-    def __init__(self, base: str, rng: random.Random, tally: Tally, stop: threading.Event,
-                 channels: list[Chan], v1_price: int, new_channel: NewChannel) -> None:
-        self.base = base
-        self.new_channel = new_channel
-        self.rng = rng
-        self.tally = tally
-        self.stop = stop
-        self.channels = channels
-        self.v1_price = v1_price
-        self.http = httpx.Client(timeout=15.0)
+    base: str
+    rng: random.Random
+    tally: Tally
+    stop: threading.Event
+    channels: list[Chan]
+    v1_price: int
+    new_channel: NewChannel
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15.0))
 
     def run(self) -> None:
         """Channel after channel until stopped."""
@@ -93,6 +92,14 @@ class Client:
             return None
         self.tally.count(f"{what}:{r.status_code}")
         return r
+
+    def v2_request(self, what: str, method: str, chan: Chan, body: dict[str, Any],
+                   suffix: str = "") -> httpx.Response | None:
+        """A request to a v2-seed or v2.3.0 channel's URL (+ suffix), v2.3.0's with its secret."""
+        if chan.family == "v2":
+            return self.request(what, method, self.base + chan.ch.seed_url + suffix, json=body)
+        return self.request(what, method, self.base + chan.ch.v23_url + suffix, params={"secret": chan.secret},
+                            json=body)
 
     def backoff(self) -> None:
         """A short pause after an unknown outcome (a process is restarting)."""
@@ -130,11 +137,9 @@ class Client:
                 r = self.request("open", "POST", f"{self.base}/v1/channels/new", params={
                     "client_pubkey": ch.pk, "exp_time": ch.exp_time, "change_address": CLIENT_REFUND,
                     "payment": ch.v1_payload(change, CLIENT_REFUND)})
-            elif chan.family == "v2":
-                r = self.request("open", "POST", self.base + ch.seed_url, json=ch.v2_body(change))
             else:
-                r = self.request("open", "POST", self.base + ch.v23_url, params={"secret": chan.secret},
-                                 json=ch.v23_full(change))
+                body = ch.v2_body(change) if chan.family == "v2" else ch.v23_full(change)
+                r = self.v2_request("open", "POST", chan, body)
             if r is None:
                 self.backoff()
                 continue
@@ -165,11 +170,9 @@ class Client:
         ch = chan.ch
         if chan.family == "v1":
             r = self.request("pay", "PUT", chan.url, params={"payment": ch.v1_payload(change, CLIENT_REFUND)})
-        elif chan.family == "v2":
-            r = self.request("pay", "PUT", self.base + ch.seed_url, json=ch.v2_body(change))
         else:
-            r = self.request("pay", "PUT", self.base + ch.v23_url, params={"secret": chan.secret},
-                             json=ch.v23_compact(change))
+            body = ch.v2_body(change) if chan.family == "v2" else ch.v23_compact(change)
+            r = self.v2_request("pay", "PUT", chan, body)
         if r is None:
             self.backoff()
             return False
@@ -199,12 +202,10 @@ class Client:
             if chan.family == "v1":
                 r = self.request("close", "DELETE", chan.url, params={"payment": ch.v1_payload(change, CLIENT_REFUND)})
             elif chan.family == "v2":
-                r = self.request("close", "PUT", self.base + ch.seed_url + "/close",
-                                 json=ch.v2_body(change, CLIENT_REFUND))
+                r = self.v2_request("close", "PUT", chan, ch.v2_body(change, CLIENT_REFUND), "/close")
             else:
                 body = {"payment_data": ch.v23_full(change, CLIENT_REFUND)["payment_data"], "application_data": ""}
-                r = self.request("close", "PUT", self.base + ch.v23_url + "/close", params={"secret": chan.secret},
-                                 json=body)
+                r = self.v2_request("close", "PUT", chan, body, "/close")
             if r is None:
                 if self.stop.is_set():
                     return
