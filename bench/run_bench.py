@@ -31,6 +31,8 @@ from typing import Any
 import tomli_w
 from ephemeral_port_reserve import reserve
 
+from paychan_runtime.processes import terminate
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEBUG = ROOT / "config" / "debug"
@@ -186,13 +188,8 @@ class Stack:
         """SIGTERM all, server first (then PostgreSQL, when the bench started one)."""
         for name in ("server", "signing", *self.store_names):
             p = self.procs.get(name)
-            if p is not None and p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            if p is not None:
+                terminate(p, grace=30)
         if self.pg is not None:
             self.pg.remove()
 

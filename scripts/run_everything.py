@@ -33,6 +33,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import tomli_w
 
+from paychan_runtime.processes import terminate
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 CLIENT_PK = "034f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"
@@ -299,13 +301,8 @@ def banner(cfg: dict[str, dict[str, Any]], conf: Path, m: dict[str, Any]) -> Non
 def stop(children: list[Child]) -> None:
     """SIGTERM to each (PayChanServer first), SIGKILL after 15 s."""
     for child in reversed(children):
-        if child.proc is not None and child.proc.poll() is None:
-            child.proc.send_signal(signal.SIGTERM)
-            try:
-                child.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
-                child.proc.wait()
+        if child.proc is not None:
+            terminate(child.proc)
 
 
 if __name__ == "__main__":

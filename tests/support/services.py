@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import tomli_w
 
+from paychan_runtime.processes import terminate
 from tests.support.ports import reserve_port
 from tests.support.regtest import wait_for
 
@@ -59,16 +60,7 @@ class Service:
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after 15 s; returns the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return None if self.proc is None else terminate(self.proc)
 
     @property
     def alive(self) -> bool:
