@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from paychan_runtime.config import StrictSection, config_error, is_loopback, load_config
+from paychan_runtime.config import LoopbackHost, StrictSection, config_error, load_config
 from paychan_server.config import ServerConfig
 
 __all__ = ["GatewayConfig", "PriceConfig", "RouteConfig", "load_gateway_config"]
@@ -86,14 +86,8 @@ class MetricsConfig(StrictSection):
     """Prometheus /metrics on its own loopback port."""
 
     enable: bool = False
-    host: str = "127.0.0.1"
+    host: LoopbackHost = "127.0.0.1"
     port: int = Field(default=8091, ge=1, le=65535)
-
-    @model_validator(mode="after")
-    def _loopback(self) -> MetricsConfig:
-        if not is_loopback(self.host):
-            raise config_error(f"metrics.host: {self.host!r} is not a loopback address")
-        return self
 
 
 class LedgerConfig(StrictSection):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from paychan_common.errors import InvalidInput
@@ -135,6 +135,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _loopback_host(host: str) -> str:
+    if not is_loopback(host):
+        raise config_error(f"{host!r} is not a loopback address")
+    return host
+
+
+LoopbackHost = Annotated[str, AfterValidator(_loopback_host)]
+"""A host key that must name a loopback address (`is_loopback`): an internal service's or an operator's port."""
+
+
 def plain_http_elsewhere(url: str) -> bool:
     """True for an http:// URL whose host is not loopback: credentials would cross a network in clear."""
     parts = urlsplit(url)
@@ -155,7 +165,7 @@ class StrictSection(ConfigModel):
 class InternalListenConfig(StrictSection):
     """Where an internal service listens: a loopback TCP port or a unix socket (exactly one)."""
 
-    host: str = "127.0.0.1"
+    host: LoopbackHost = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     unix_path: Annotated[str, Field(min_length=1)] | None = None
 
@@ -163,8 +173,6 @@ class InternalListenConfig(StrictSection):
     def _check(self) -> InternalListenConfig:
         if (self.port is None) == (self.unix_path is None):
             raise config_error("exactly one of listen.port and listen.unix_path must be set")
-        if not is_loopback(self.host):
-            raise config_error(f"listen.host {self.host!r} is not a loopback address (internal service)")
         return self
 
     @property

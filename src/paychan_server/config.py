@@ -12,7 +12,7 @@ from paychan_common.dust import change_dust_thresholds
 from paychan_common.network import Network
 from paychan_common.rules import ChannelPolicy
 from paychan_common.settlement import FIXED_SETTLEMENT_SIZE
-from paychan_runtime.config import StrictSection, config_error, is_loopback, plain_http_elsewhere
+from paychan_runtime.config import LoopbackHost, StrictSection, config_error, is_loopback, plain_http_elsewhere
 
 
 class ListenConfig(StrictSection):
@@ -138,7 +138,7 @@ class ManagementConfig(StrictSection):
     """The management API, /metrics included: its own loopback port, bearer token (spec 10.5)."""
 
     enable: bool = False
-    host: str = "127.0.0.1"
+    host: LoopbackHost = "127.0.0.1"
     port: int = Field(default=8081, ge=1, le=65535)
     token_file: str = ""
     metrics_token_file: str = ""  # optional read-only token for scrapers: it opens GET /metrics only
@@ -146,8 +146,6 @@ class ManagementConfig(StrictSection):
 
     @model_validator(mode="after")
     def _check(self) -> ManagementConfig:
-        if not is_loopback(self.host):
-            raise ValueError(f"management.host: {self.host!r} is not a loopback address")
         if self.enable and not self.token_file:
             raise ValueError("management.token_file: required when management.enable = true")
         return self
