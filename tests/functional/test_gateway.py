@@ -56,6 +56,14 @@ def _open(stack: GatewayStack) -> tuple[ChannelWallet, ClientChannel]:
     return wallet, channel
 
 
+def _paid(stack: GatewayStack, key: str) -> tuple[ChannelWallet, ClientChannel, ClientChannel, dict[str, str]]:
+    """A channel opened by _open, one more payment of PER_REQUEST signed on it (not sent yet), and the
+    request headers carrying that payment with Idempotency-Key `key`."""
+    wallet, channel = _open(stack)
+    current = wallet.pay(wallet.channel(stack.services.url) or channel, PER_REQUEST)
+    return wallet, channel, current, {"Authorization": payment_header(current), "Idempotency-Key": key}
+
+
 def _received(stack: GatewayStack, channel: ClientChannel) -> int:
     return channel.funding_value - stack.stored_change(channel.funding_outpoint)
 
@@ -142,9 +150,7 @@ def test_replayed_payment_header_is_refused(stack: GatewayStack) -> None:
 
 
 def test_retry_after_a_dropped_response_is_not_charged_twice(stack: GatewayStack) -> None:
-    wallet, channel = _open(stack)
-    current = wallet.pay(wallet.channel(stack.services.url) or channel, PER_REQUEST)
-    headers = {"Authorization": payment_header(current), "Idempotency-Key": "drop-1"}
+    _, channel, _, headers = _paid(stack, "drop-1")
     before = _received(stack, channel)
     log.info("the client gives up before the (slow) answer arrives: the gateway cannot deliver it")
     with pytest.raises(httpx.ReadTimeout):
@@ -165,9 +171,7 @@ def test_retry_after_a_dropped_response_is_not_charged_twice(stack: GatewayStack
 
 
 def test_upstream_down_is_502_and_not_charged(stack: GatewayStack) -> None:
-    wallet, channel = _open(stack)
-    current = wallet.pay(wallet.channel(stack.services.url) or channel, PER_REQUEST)
-    headers = {"Authorization": payment_header(current), "Idempotency-Key": "down-1"}
+    wallet, channel, current, headers = _paid(stack, "down-1")
     r = httpx.get(stack.url + "/down/x", headers=headers)
     assert r.status_code == 502 and r.json()["code"] == "upstream_unavailable", r.text
     log.info("the price went back to the channel's credit: the next request costs only what credit lacks")
@@ -316,9 +320,7 @@ def test_gateway_errors_have_the_servers_shape(stack: GatewayStack) -> None:
 
 
 def test_gateway_killed_mid_request_serves_the_retry_once(stack: GatewayStack) -> None:
-    wallet, channel = _open(stack)
-    current = wallet.pay(wallet.channel(stack.services.url) or channel, PER_REQUEST)
-    headers = {"Authorization": payment_header(current), "Idempotency-Key": "crash-1"}
+    _, channel, _, headers = _paid(stack, "crash-1")
     before = _received(stack, channel)
     log.info("the payment is stored, the upstream is still answering: SIGKILL the gateway")
     outcome: list[object] = []
