@@ -12,35 +12,12 @@ import pytest
 
 from paychan_client.errors import InvalidArgument
 from paychan_client.paying import Budget, ChannelWallet, PayingAuth, payment_header
-from paychan_client.state import ClientChannel
 
-from .vectors import (
-    CLIENT_KEY,
-    ENDPOINT,
-    EXP,
-    FUNDING_ADDRESS,
-    NETWORK,
-    OUTPOINT,
-    REDEEM,
-    REFUND_ADDRESS,
-    SERVER_PUBKEY,
-    TXID,
-    V23_SECRET,
-    VALUE,
-)
+from .vectors import ENDPOINT, NETWORK, TXID, V23_SECRET, VALUE, opened_v23_channel
 
 GATEWAY = "http://gateway.test"
 PRICE = 1000
-OPENED = VALUE - 100_000
-
-
-def _channel() -> ClientChannel:
-    return ClientChannel(
-        network=NETWORK, client_key=CLIENT_KEY, server_pubkey=SERVER_PUBKEY, exp_time=EXP, family="v2.3",
-        funding_outpoint=OUTPOINT, funding_value=VALUE, redeem_script=bytes.fromhex(REDEEM),
-        change_address=FUNDING_ADDRESS, refund_address=REFUND_ADDRESS, dust_limit=700, change_value=OPENED,
-        signature=b"\x30\x06\x02\x01\x01\x02\x01\x01", sighash=0x83, channel_url=f"{ENDPOINT}/v2/channels/{TXID}/2",
-        secret=V23_SECRET)
+OPENED = VALUE - 100_000  # the change of vector B's opening payment
 
 
 class FakeGateway:
@@ -70,7 +47,7 @@ class FakeGateway:
 
 
 def _client(gw: FakeGateway, budget: Budget | None = None) -> tuple[httpx.Client, ChannelWallet, PayingAuth]:
-    wallet = ChannelWallet(NETWORK, channels=[_channel()])
+    wallet = ChannelWallet(NETWORK, channels=[opened_v23_channel()])
     auth = PayingAuth(wallet, budget)
     return httpx.Client(transport=httpx.MockTransport(gw), auth=auth), wallet, auth
 
@@ -92,7 +69,7 @@ def test_budget_refusals_return_the_402() -> None:
         http, wallet, auth = _client(gw, budget)
         r = http.get(f"{GATEWAY}/api/a")
         assert r.status_code == 402 and r.json()["code"] == "payment_required"
-        assert auth.budget.spent == 0 and wallet.channel(ENDPOINT) == _channel()
+        assert auth.budget.spent == 0 and wallet.channel(ENDPOINT) == opened_v23_channel()
 
 
 def test_total_budget_stops_after_what_it_allows() -> None:
@@ -119,7 +96,7 @@ def test_no_wallet_channel_and_no_funder_returns_the_402() -> None:
 
 def test_the_async_flow_pays_the_same_way() -> None:
     gw = FakeGateway()
-    wallet = ChannelWallet(NETWORK, channels=[_channel()])
+    wallet = ChannelWallet(NETWORK, channels=[opened_v23_channel()])
 
     async def run() -> int:
         async with httpx.AsyncClient(transport=httpx.MockTransport(gw), auth=PayingAuth(wallet)) as http:
@@ -133,4 +110,4 @@ def test_the_async_flow_pays_the_same_way() -> None:
 
 def test_a_v2_seed_channel_is_refused() -> None:
     with pytest.raises(InvalidArgument, match=r"v2\.3 channel"):
-        ChannelWallet(NETWORK, channels=[replace(_channel(), family="v2")])
+        ChannelWallet(NETWORK, channels=[replace(opened_v23_channel(), family="v2")])

@@ -12,32 +12,19 @@ import pytest
 
 from paychan_client import ChannelDraft, ClientChannel, StateFileError, load_any
 from paychan_common.keys import PrivateKey
-from paychan_common.sighash import SINGLE_ACP
 
 from .vectors import (
     CLIENT_KEY,
     EXP,
     FUNDING_ADDRESS,
     NETWORK,
-    OPEN_SIG,
     OUTPOINT,
     REDEEM,
     REFUND_ADDRESS,
     SERVER_PUBKEY,
-    V23_SECRET,
     VALUE,
+    opened_v23_channel,
 )
-
-
-def channel() -> ClientChannel:
-    """An opened v2.3 channel with the vector B opening payment."""
-    return ClientChannel(
-        network=NETWORK, client_key=CLIENT_KEY, server_pubkey=SERVER_PUBKEY, exp_time=EXP, family="v2.3",
-        funding_outpoint=OUTPOINT, funding_value=VALUE, redeem_script=bytes.fromhex(REDEEM),
-        change_address=FUNDING_ADDRESS, refund_address=REFUND_ADDRESS, dust_limit=700,
-        change_value=12_345_678_800_000, signature=bytes.fromhex(OPEN_SIG), sighash=SINGLE_ACP,
-        channel_url="http://server.test/v2/channels/x/2", secret=V23_SECRET,
-    )
 
 
 def mode(path: Path) -> int:
@@ -46,7 +33,7 @@ def mode(path: Path) -> int:
 
 def test_round_trip_and_mode(tmp_path: Path) -> None:
     path = tmp_path / "chan.json"
-    ch = channel()
+    ch = opened_v23_channel()
     ch.save(path)
     assert ClientChannel.load(path) == ch
     assert mode(path) == 0o600
@@ -58,7 +45,7 @@ def test_round_trip_and_mode(tmp_path: Path) -> None:
 
 def test_closed_channel_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "chan.json"
-    ch = replace(channel(), status="closed", settlement_txid="ab" * 32)
+    ch = replace(opened_v23_channel(), status="closed", settlement_txid="ab" * 32)
     ch.save(path)
     assert ClientChannel.load(path) == ch
 
@@ -67,7 +54,7 @@ def test_save_replaces_an_existing_file_and_keeps_0600(tmp_path: Path) -> None:
     path = tmp_path / "chan.json"
     path.write_text("old")
     path.chmod(0o644)
-    ch = replace(channel(), change_value=1000)
+    ch = replace(opened_v23_channel(), change_value=1000)
     ch.save(path)
     assert mode(path) == 0o600
     assert ClientChannel.load(path).change_value == 1000
@@ -75,7 +62,7 @@ def test_save_replaces_an_existing_file_and_keeps_0600(tmp_path: Path) -> None:
 
 def test_failed_replace_leaves_the_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "chan.json"
-    channel().save(path)
+    opened_v23_channel().save(path)
     before = path.read_bytes()
 
     def broken(src: str, dst: str) -> None:
@@ -83,14 +70,14 @@ def test_failed_replace_leaves_the_old_file_and_no_temp(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(os, "replace", broken)
     with pytest.raises(StateFileError, match="No space left"):
-        replace(channel(), change_value=5).save(path)
+        replace(opened_v23_channel(), change_value=5).save(path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["chan.json"]
 
 
 def test_save_into_a_missing_directory_is_a_state_file_error(tmp_path: Path) -> None:
     with pytest.raises(StateFileError):
-        channel().save(tmp_path / "nope" / "chan.json")
+        opened_v23_channel().save(tmp_path / "nope" / "chan.json")
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -119,7 +106,7 @@ def test_foreign_or_broken_files_are_refused(tmp_path: Path, text: str) -> None:
 ])
 def test_invalid_fields_are_named(tmp_path: Path, key: str, value: object, match: str) -> None:
     path = tmp_path / "chan.json"
-    data = channel().to_json()
+    data = opened_v23_channel().to_json()
     data[key] = value
     path.write_text(json.dumps(data))
     with pytest.raises(StateFileError, match=match):
@@ -140,10 +127,10 @@ def test_draft_round_trip_and_stage_checks(tmp_path: Path) -> None:
     full.save(path)
     assert load_any(path) == full
     assert json.loads(path.read_text())["funding_address"] == FUNDING_ADDRESS
-    channel().save(path)
+    opened_v23_channel().save(path)
     assert isinstance(load_any(path), ClientChannel)
 
 
 def test_private_key_never_in_repr() -> None:
-    assert "11" * 32 not in repr(channel())
-    assert "client_privkey" not in channel().public_json()
+    assert "11" * 32 not in repr(opened_v23_channel())
+    assert "client_privkey" not in opened_v23_channel().public_json()

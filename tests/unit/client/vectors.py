@@ -9,8 +9,10 @@ from typing import Any
 
 import httpx
 
+from paychan_client.state import ClientChannel
 from paychan_common.keys import PrivateKey, PublicKey
 from paychan_common.network import Network
+from paychan_common.sighash import SINGLE_ACP
 from paychan_common.tx import OutPoint
 
 ENDPOINT = "http://server.test"
@@ -68,6 +70,17 @@ V1_EXHAUST_PAYLOAD = ("AAAAAAAAAAAwRAIgRS69VykT8OZS9s_Jv7CZRjvjmeLCtdLxn6WUgO80n
 SERVER_EARLIEST = EXP - 24 * 3600  # what the fake server states as its earliest accepted exp_time
 
 SETTLEMENT_TXID = "754c727936f9688ae25011f10082c415e9f889ddd112f306beb4d3617402c315"
+
+
+def opened_v23_channel() -> ClientChannel:
+    """The v2.3 channel of vector B, opened with its opening payment (13.2) at its v2.3.0 URL."""
+    return ClientChannel(
+        network=NETWORK, client_key=CLIENT_KEY, server_pubkey=SERVER_PUBKEY, exp_time=EXP, family="v2.3",
+        funding_outpoint=OUTPOINT, funding_value=VALUE, redeem_script=bytes.fromhex(REDEEM),
+        change_address=FUNDING_ADDRESS, refund_address=REFUND_ADDRESS, dust_limit=700,
+        change_value=12_345_678_800_000, signature=bytes.fromhex(OPEN_SIG), sighash=SINGLE_ACP,
+        channel_url=f"{ENDPOINT}/v2/channels/{TXID}/{VOUT}", secret=V23_SECRET,
+    )
 
 
 def funding_info_body(family: str = "v2", **overrides: Any) -> dict[str, Any]:
