@@ -14,29 +14,20 @@ and the dashboard itself (dashboard.py: /, /login, /logout, /dashboard, /static/
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from chan_store.contract import MAX_LIST_LIMIT, ListQuery
 from paychan_common.address import Address
-from paychan_common.errors import ChannelGone, ChannelNotFound, InvalidInput, PaychanError, Unauthorized
+from paychan_common.errors import ChannelGone, ChannelNotFound, InvalidInput, PaychanError
 from paychan_common.hashing import hash160
 from paychan_common.network import Network
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import OutPoint
-from paychan_runtime.http import (
-    Handler,
-    http_error_json_middleware,
-    internal_error_body,
-    internal_error_middleware,
-    json_response,
-)
-from paychan_runtime.http_errors import http_status
+from paychan_runtime.http import http_error_json_middleware, internal_error_middleware, json_response
 from paychan_runtime.logs import access_log_middleware, quiet_routes
 from paychan_runtime.metrics import latency_middleware, metrics_handler
 
@@ -45,7 +36,7 @@ from ..config import ServerConfig
 from ..domain.ports import Blockchain
 from ..domain.service import PayChanService
 from .metrics import ServerMetrics
-from .session import is_open, presented, wants_page
+from .session import auth_middleware
 from .totals import TotalsCache, TotalsSource
 
 __all__ = ["DEPS", "ManagementDeps", "channel_id", "channel_json", "create_management_app", "with_confirmations"]
@@ -53,7 +44,6 @@ __all__ = ["DEPS", "ManagementDeps", "channel_id", "channel_json", "create_manag
 log = logging.getLogger("paychan.management")
 
 DEFAULT_LIMIT = 100
-MAX_LIMIT = MAX_LIST_LIMIT
 STATUSES = {status.label: status for status in Status}
 TXID = "{txid:[0-9a-fA-F]{64}}"
 VOUT = "{vout:[0-9]{1,10}}"
@@ -148,9 +138,9 @@ def parse_list_query(query: Mapping[str, str]) -> ListQuery:
     pk = query.get("client_pubkey") or None
     before = query.get("expiring_before") or None
     after = query.get("after") or None
-    limit = parse_uint(query.get("limit") or str(DEFAULT_LIMIT), "limit", MAX_LIMIT)
+    limit = parse_uint(query.get("limit") or str(DEFAULT_LIMIT), "limit", MAX_LIST_LIMIT)
     if limit == 0:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIST_LIMIT}")
     if before is not None and status is None and pk is None:
         raise InvalidInput("expiring_before needs status or client_pubkey")
     return ListQuery(None if status is None else STATUSES[status], None if pk is None else parse_pubkey(pk).data,
@@ -221,7 +211,7 @@ async def spec_info(request: web.Request) -> web.Response:
     best: ChannelState | None = None
     after: OutPoint | None = None
     while True:
-        page = await deps.store.list_page(client_pubkey=pk, after=after, limit=MAX_LIMIT)
+        page = await deps.store.list_page(client_pubkey=pk, after=after, limit=MAX_LIST_LIMIT)
         for state in page.states:
             if best is None or _newer(state, best):
                 best = state
@@ -249,32 +239,6 @@ async def totals(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     """GET /health."""
     return json_response({"ok": True})
-
-
-def auth_middleware(token: str, metrics_token: str | None = None) -> Middleware:
-    """Bearer token (header, or the dashboard's cookie: session.py) on every route but the sign-in page and
-    static files (401 JSON otherwise; the dashboard's pages redirect to /login); the metrics token opens
-    GET /metrics only."""
-    expected = ("Bearer " + token).encode()
-    scraper = None if not metrics_token else ("Bearer " + metrics_token).encode()
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if is_open(request):
-            return await handler(request)
-        given = presented(request) or [b""]
-        ok = any(hmac.compare_digest(g, expected) for g in given)
-        if scraper is not None and request.path == "/metrics" and request.method in ("GET", "HEAD"):
-            ok = any(hmac.compare_digest(g, scraper) for g in given) or ok
-        if not ok:
-            if wants_page(request):
-                raise web.HTTPSeeOther("/login")
-            err = Unauthorized("missing or wrong bearer token")
-            return json_response(internal_error_body(err), status=http_status(err),
-                                 headers={"WWW-Authenticate": 'Bearer realm="paychan-management"'})
-        return await handler(request)
-
-    return middleware
 
 
 def create_management_app(deps: ManagementDeps, token: str, metrics_token: str | None = None) -> web.Application:
