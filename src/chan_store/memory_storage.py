@@ -6,7 +6,7 @@ import bisect
 from collections.abc import Iterator
 
 from chan_store.contract import CommitStats
-from chan_store.storage import StorageClosedError, WriteBatch
+from chan_store.storage import StorageClosedError, WriteBatch, scan_begin
 
 __all__ = ["MemoryStorage"]
 
@@ -32,9 +32,7 @@ class MemoryStorage:
     ) -> Iterator[tuple[bytes, bytes]]:
         """Yield (key, value) pairs with `prefix`, ascending, from `start` inclusive, as of this call."""
         self._check_open()
-        if limit is not None and limit < 0:
-            raise ValueError("limit must be >= 0")
-        begin = prefix if start is None else max(prefix, start)
+        begin = scan_begin(prefix, start, limit)
         found: list[tuple[bytes, bytes]] = []
         for i in range(bisect.bisect_left(self._keys, begin), len(self._keys)):
             if limit is not None and len(found) >= limit:

@@ -25,6 +25,7 @@ __all__ = [
     "StorageError",
     "StorageFailedError",
     "WriteBatch",
+    "scan_begin",
 ]
 
 
@@ -43,6 +44,13 @@ class StorageFailedError(StorageError):
 def _check_bytes(what: str, value: object) -> None:
     if type(value) is not bytes:
         raise TypeError(f"WriteBatch {what} must be bytes, not {type(value).__name__}")
+
+
+def scan_begin(prefix: bytes, start: bytes | None, limit: int | None) -> bytes:
+    """The first key a `Storage.scan(prefix, start, limit)` may yield; ValueError for a negative limit."""
+    if limit is not None and limit < 0:
+        raise ValueError("limit must be >= 0")
+    return prefix if start is None else max(prefix, start)
 
 
 @dataclass(frozen=True, slots=True)
