@@ -21,17 +21,9 @@ from paychan_common.state import ChannelState, Status
 from paychan_common.tx import Transaction
 from paychan_runtime.faults import ENV_VAR, EXIT_CRASH_POINT
 from tests.functional.test_regtest_settlement import fund_and_open, pay_n
+from tests.support import regtest_stack as stack
 from tests.support.channels import CLIENT_REFUND, TestChannel
 from tests.support.regtest import RegtestNode, wait_for
-from tests.support.regtest_stack import (
-    all_blocks,
-    client,
-    mempool_accepts,
-    regtest_services,
-    spender_of,
-    stored_state,
-    wait_state,
-)
 from tests.support.services import Services, logged
 
 log = logging.getLogger("paychan.tests")
@@ -105,7 +97,7 @@ def test_chanstore_crash_point_keeps_every_acknowledged_payment(tmp_path: Path, 
         assert report.ok, report.problems
         del svc.store.env[ENV_VAR]
         svc.start_store()
-        state = stored_state(svc, ch.op)
+        state = stack.stored_state(svc, ch.op)
         assert state is not None and state.status is Status.OPEN
         # before the write the failed payment is lost (never acknowledged); after it, it is on disk (unacknowledged)
         assert state.change_value == (min(acked) if point == "store.before_write" else failed)
@@ -131,13 +123,13 @@ def test_settler_crash_point_settles_once_after_restart(tmp_path: Path, point: s
         with pytest.raises(httpx.HTTPError):
             httpx.put(svc.url + ch.seed_url + "/close", json=ch.v2_body(change, CLIENT_REFUND), timeout=30)
         assert exit_code(svc.server.proc) == EXIT_CRASH_POINT
-        crashed = stored_state(svc, ch.op)
+        crashed = stack.stored_state(svc, ch.op)
         assert crashed is not None and crashed.status is Status.CLOSING and crashed.change_value == change
         assert bool(crashed.settlement_tx) == (point != "settler.after_sign")  # stored before it is published
         log.info("restarted without the crash point: the follow-up loop finishes the closing")
         del svc.server.env[ENV_VAR]
         svc.server.start()
-        closed: ChannelState = wait_state(svc, ch.op, lambda s: s.status is Status.CLOSED, what="closed")
+        closed: ChannelState = stack.wait_state(svc, ch.op, lambda s: s.status is Status.CLOSED, what="closed")
         if crashed.settlement_tx:
             assert closed.settlement_txid == crashed.settlement_txid  # the stored one, never a second one
         tx = Transaction.parse(closed.settlement_tx)
@@ -162,21 +154,21 @@ def test_unknown_crash_point_refuses_to_start(tmp_path: Path) -> None:
 def test_settler_crash_between_storing_and_publishing_on_a_real_node(regtest_node: RegtestNode,
                                                                      tmp_path: Path) -> None:
     node = regtest_node
-    svc = regtest_services(tmp_path / "svc", node)
+    svc = stack.regtest_services(tmp_path / "svc", node)
     svc.server.env[ENV_VAR] = "settler.after_store"
     refund = node.rpc("getnewaddress", "", "legacy")
     with logged(svc):
         svc.start()
-        with client(svc) as c:
+        with stack.client(svc) as c:
             ch = pay_n(c, fund_and_open(c, node, "v2.3", refund_address=refund), 3)
             log.info("the close ends PayChanServer after the signed settlement is stored, before it is published")
             with pytest.raises(TransportError):
                 c.close(ch, refund, fee=2_000)
             assert exit_code(svc.server.proc) == EXIT_CRASH_POINT
-            crashed = stored_state(svc, ch.funding_outpoint)
+            crashed = stack.stored_state(svc, ch.funding_outpoint)
             assert crashed is not None and crashed.status is Status.CLOSING and crashed.settlement_tx
             assert crashed.settlement_txid not in node.rpc("getrawmempool")  # never published
-            verdict = mempool_accepts(node, crashed.settlement_tx.hex())
+            verdict = stack.mempool_accepts(node, crashed.settlement_tx.hex())
             assert verdict["allowed"], verdict  # the stored settlement is valid for a real node
             log.info("restart: the follow-up loop publishes the stored settlement, and only it")
             del svc.server.env[ENV_VAR]
@@ -184,8 +176,8 @@ def test_settler_crash_between_storing_and_publishing_on_a_real_node(regtest_nod
             wait_for(lambda: crashed.settlement_txid in node.rpc("getrawmempool"), timeout=60,
                      description="the stored settlement published")
             node.mine(1)
-            closed = wait_state(svc, ch.funding_outpoint, lambda s: s.status is Status.CLOSED, what="closed")
+            closed = stack.wait_state(svc, ch.funding_outpoint, lambda s: s.status is Status.CLOSED, what="closed")
             assert closed.settlement_txid == crashed.settlement_txid
-            assert spender_of(node, ch.funding_outpoint, all_blocks(node)) == [crashed.settlement_txid]
+            assert stack.spender_of(node, ch.funding_outpoint, stack.all_blocks(node)) == [crashed.settlement_txid]
             again = c.close(ch, refund, fee=2_000)
             assert again.settlement_txid == crashed.settlement_txid

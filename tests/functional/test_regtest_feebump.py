@@ -16,22 +16,8 @@ import pytest
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import Transaction
 from tests.functional.test_regtest_settlement import cli, cli_ok, fund_and_open, pay_n
+from tests.support import regtest_stack as stack
 from tests.support.regtest import RegtestNode, wait_for
-from tests.support.regtest_stack import (
-    HOUR,
-    advance_chain_time,
-    all_blocks,
-    client,
-    decoded,
-    mempool_accepts,
-    mtp,
-    outputs_by_address,
-    regtest_services,
-    restart_node,
-    spender_of,
-    stored_state,
-    wait_state,
-)
 from tests.support.services import Services
 
 log = logging.getLogger("paychan.tests")
@@ -64,23 +50,23 @@ def funding_spenders_in_mempool(node: RegtestNode, state: ChannelState) -> set[s
 
 def versions_stored(svc: Services, ch: Any) -> int:
     """How many settlement versions ChanStore holds for the channel."""
-    state = stored_state(svc, ch.funding_outpoint)
+    state = stack.stored_state(svc, ch.funding_outpoint)
     return 0 if state is None else len(state.settlement_versions)
 
 
 def stuck_settlement(node: RegtestNode, tmp_path: Path, *, bump: bool) -> tuple[Services, Any, int, ChannelState]:
     """A v2 channel auto-closed at 3 sat/vB on a node that mines only >= 50 sat/vB: the settlement waits."""
-    svc = regtest_services(tmp_path / "svc", node, server={"settlement": {
+    svc = stack.regtest_services(tmp_path / "svc", node, server={"settlement": {
         "bump_enable": bump, "bump_deadline_margin_seconds": MARGIN}})
     svc.start()
-    exp = int(time.time()) + 3 * HOUR + 600
-    with client(svc) as c:
+    exp = int(time.time()) + 3 * stack.HOUR + 600
+    with stack.client(svc) as c:
         ch = pay_n(c, fund_and_open(c, node, "v2", exp=exp), 5)
     log.info("the node now mines only transactions paying >= %d sat/vB", BLOCK_MIN_RATE)
-    restart_node(node, [f"-blockmintxfee={BLOCK_MIN_RATE * 1000 / 1e8:.8f}"])
+    stack.restart_node(node, [f"-blockmintxfee={BLOCK_MIN_RATE * 1000 / 1e8:.8f}"])
     log.info("chain time reaches exp - settlement period - margin: the scheduler settles at 3 sat/vB")
-    advance_chain_time(node, exp - 2 * HOUR + 60)
-    state = wait_state(svc, ch.funding_outpoint, lambda s: bool(s.settlement_txid), what="settlement stored")
+    stack.advance_chain_time(node, exp - 2 * stack.HOUR + 60)
+    state = stack.wait_state(svc, ch.funding_outpoint, lambda s: bool(s.settlement_txid), what="settlement stored")
     wait_for(lambda: state.settlement_txid in node.rpc("getrawmempool"), timeout=30, description="published")
     node.mine(1)
     assert state.settlement_txid in node.rpc("getrawmempool"), "kept out of the block by -blockmintxfee"
@@ -96,32 +82,32 @@ def test_a_stuck_settlement_is_replaced_until_mined_before_expiry_and_beats_the_
     dest = svc.configs["signing"]["settlement"]["destination"]
     seen: set[str] = set()
     try:
-        target = exp - 2 * HOUR + 60
-        while not spender_of(node, outpoint, all_blocks(node)[-12:]):
+        target = exp - 2 * stack.HOUR + 60
+        while not stack.spender_of(node, outpoint, stack.all_blocks(node)[-12:]):
             assert target < exp - MARGIN, "not mined before the deadline"
-            before = stored_state(svc, outpoint)
+            before = stack.stored_state(svc, outpoint)
             assert before is not None
             in_pool = funding_spenders_in_mempool(node, before)
-            stored_now = stored_state(svc, outpoint)
+            stored_now = stack.stored_state(svc, outpoint)
             assert stored_now is not None
             assert in_pool <= {txid_of(v) for v in stored_now.settlement_versions}, "published before stored"
             seen |= in_pool
             target += STEP
             log.info("chain time +%d s (%.2f h to the deadline): expect a replacement", STEP,
                      (exp - MARGIN - target) / 3600)
-            advance_chain_time(node, target)
-            wait_for(lambda b=before: bool(spender_of(node, outpoint, all_blocks(node)[-12:]))
+            stack.advance_chain_time(node, target)
+            wait_for(lambda b=before: bool(stack.spender_of(node, outpoint, stack.all_blocks(node)[-12:]))
                      or versions_stored(svc, ch) > len(b.settlement_versions),
                      timeout=30, description="a replacement or the settlement mined")
-            newest = stored_state(svc, outpoint)
+            newest = stack.stored_state(svc, outpoint)
             assert newest is not None
             wait_for(lambda n=newest: n.settlement_txid in node.rpc("getrawmempool")
-                     or bool(spender_of(node, outpoint, all_blocks(node)[-12:])), timeout=30,
+                     or bool(stack.spender_of(node, outpoint, stack.all_blocks(node)[-12:])), timeout=30,
                      description="the newest version published")
             node.mine(1)
-        assert mtp(node) < exp, "mined before the refund became valid"
-        closed = wait_state(svc, outpoint, lambda s: s.status is Status.CLOSED, what="closed")
-        [mined] = spender_of(node, outpoint, all_blocks(node))
+        assert stack.mtp(node) < exp, "mined before the refund became valid"
+        closed = stack.wait_state(svc, outpoint, lambda s: s.status is Status.CLOSED, what="closed")
+        [mined] = stack.spender_of(node, outpoint, stack.all_blocks(node))
         versions = closed.settlement_versions
         log.info("%d versions signed; %s mined", len(versions), mined)
         assert len(versions) >= 3, "replaced more than once"
@@ -135,7 +121,7 @@ def test_a_stuck_settlement_is_replaced_until_mined_before_expiry_and_beats_the_
             assert new - old >= len(tx), "BIP125: at least the incremental relay fee (1 sat/vB) x size"
         mined_fee = fee_of(closed, closed.settlement_tx)
         assert mined_fee >= BLOCK_MIN_RATE * len(closed.settlement_tx)
-        paid = outputs_by_address(decoded(node, mined))
+        paid = stack.outputs_by_address(stack.decoded(node, mined))
         assert paid[dest] == closed.value_received - mined_fee > 0, "the destination gets its share minus the fee"
         assert paid[ch.funding_address] == ch.change_value, "the client's change is untouched"
         log_text = svc.server.tail(2000)
@@ -146,12 +132,12 @@ def test_a_stuck_settlement_is_replaced_until_mined_before_expiry_and_beats_the_
             assert stored_at >= 0 and published is not None and stored_at < published.start(), txid
 
         log.info("exp_time passes: the client's refund of the funding would pay more, but it comes too late")
-        advance_chain_time(node, exp + 1)
+        stack.advance_chain_time(node, exp + 1)
         state_file = tmp_path / "channel.json"
         ch.save(state_file)
         built = cli_ok(state_file, "refund", "--fee", "30000")
         assert built["refund_valid_after_median_time_past"] == exp
-        verdict = mempool_accepts(node, built["tx"])
+        verdict = stack.mempool_accepts(node, built["tx"])
         assert verdict["allowed"] is False and "missing" in verdict["reject-reason"]
         rpc = ["--rpc-url", node.rpc_url + "/wallet/w", "--rpc-user", node.rpc_user,
                f"--rpc-password={node.rpc_password}", "--fee", "30000"]
@@ -168,7 +154,7 @@ def test_without_bumping_the_clients_refund_replaces_a_stuck_settlement(regtest_
     svc, ch, exp, state = stuck_settlement(node, tmp_path, bump=False)
     try:
         log.info("no bumping: the settlement still pays 3 sat/vB when median time past passes exp_time")
-        advance_chain_time(node, exp + 1)
+        stack.advance_chain_time(node, exp + 1)
         assert state.settlement_txid in node.rpc("getrawmempool")
         state_file = tmp_path / "channel.json"
         ch.save(state_file)
@@ -179,8 +165,8 @@ def test_without_bumping_the_clients_refund_replaces_a_stuck_settlement(regtest_
         pool = node.rpc("getrawmempool")
         assert refund["txid"] in pool and state.settlement_txid not in pool, "full RBF: the refund replaced it"
         node.mine(1)
-        assert spender_of(node, ch.funding_outpoint, all_blocks(node)[-1:]) == [refund["txid"]]
-        done = wait_state(svc, ch.funding_outpoint, lambda s: s.status is Status.CLOSED, what="marked")
+        assert stack.spender_of(node, ch.funding_outpoint, stack.all_blocks(node)[-1:]) == [refund["txid"]]
+        done = stack.wait_state(svc, ch.funding_outpoint, lambda s: s.status is Status.CLOSED, what="marked")
         assert done.refunded
         wait_for(lambda: "presumably the client's refund" in svc.server.tail(300), timeout=30,
                  description="the loss alert")
@@ -197,13 +183,13 @@ def test_the_ceiling_alert_fires_hours_before_the_deadline(regtest_node_fresh: R
             node.rpc("sendtoaddress", sink, "0.01", "", "", False, True, None, "unset", None, 25, wallet="w")
         node.mine(1)
     assert node.rpc("estimatesmartfee", 6)["feerate"] * 100_000_000 // 1000 == 25
-    svc = regtest_services(tmp_path / "svc", node, server={"settlement": {
+    svc = stack.regtest_services(tmp_path / "svc", node, server={"settlement": {
         "max_fee_rate_sat_per_byte": 5, "bump_max_fee": 3_000, "alert_hours_before_deadline": 12,
         "bump_deadline_margin_seconds": MARGIN}})
     try:
         svc.start()
-        exp = int(time.time()) + 10 * HOUR
-        with client(svc) as c:
+        exp = int(time.time()) + 10 * stack.HOUR
+        with stack.client(svc) as c:
             ch = pay_n(c, fund_and_open(c, node, "v2", exp=exp), 3)
             closing = c.close(ch)
         assert closing.settlement_txid in node.rpc("getrawmempool")
@@ -211,8 +197,8 @@ def test_the_ceiling_alert_fires_hours_before_the_deadline(regtest_node_fresh: R
                  description="the ceiling ALERT")
         line = next(x for x in svc.server.tail(300).splitlines() if "cannot reach the node's estimate" in x)
         assert "ALERT" in line and "25 sat/byte" in line
-        assert exp - MARGIN - mtp(node) > 9 * HOUR, "hours before the deadline"
-        state = stored_state(svc, ch.funding_outpoint)
+        assert exp - MARGIN - stack.mtp(node) > 9 * stack.HOUR, "hours before the deadline"
+        state = stack.stored_state(svc, ch.funding_outpoint)
         assert state is not None and state.status is Status.CLOSING
         assert all(fee_of(state, v) <= 3_000 for v in state.settlement_versions), "never above the ceiling"
     finally:
