@@ -33,6 +33,7 @@ from paychan_client.payments import sign
 from paychan_client.state import ClientChannel
 from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
+from paychan_common.state import Family
 
 
 def open_channels(server: str, count: int, first: int) -> list[ClientChannel]:
@@ -42,9 +43,9 @@ def open_channels(server: str, count: int, first: int) -> list[ClientChannel]:
         for i in range(count):
             key = PrivateKey((first + i + 1).to_bytes(32, "big"))
             exp = int(time.time()) + 7 * 24 * 3600
-            info = client.funding_info(key.public_key, exp, "v2.3")
+            info = client.funding_info(key.public_key, exp, Family.V2_3)
             op, value = debug_funder(info)
-            out.append(client.open_channel(key, exp, op, value, "v2.3", info=info).channel)
+            out.append(client.open_channel(key, exp, op, value, Family.V2_3, info=info).channel)
     return out
 
 

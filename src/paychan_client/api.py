@@ -84,7 +84,7 @@ class ClientFlows:
 
     # -- protocol ---------------------------------------------------------------------------------------
 
-    def funding_info_flow(self, client_pubkey: PublicKey, exp_time: int, family: Family) -> Flow[FundingInfo]:
+    def funding_info_flow(self, client_pubkey: PublicKey, exp_time: int, family: Family | str) -> Flow[FundingInfo]:
         """Fetch the channel terms and check the server's funding address against ours (spec 3.3)."""
         family = parse_family(family)
         url, params = self.routes.funding_info(family, client_pubkey.hex, exp_time)
@@ -94,7 +94,7 @@ class ClientFlows:
         return FundingInfo.from_response(self._json(response), family, client_pubkey, exp_time, self.network,
                                          open_url=open_url)
 
-    def check_fundable_flow(self, client_pubkey: PublicKey, plan: OpenPlan, family: Family, *,
+    def check_fundable_flow(self, client_pubkey: PublicKey, plan: OpenPlan, family: Family | str, *,
                             allowance: int | None = None) -> Flow[FundingInfo]:
         """Fresh terms, and TermsRefused if the server would refuse this channel when the funding has confirmed
         (`allowance` seconds from now; default: its confirmations at 10 min each, plus one); spec 7.2."""
@@ -109,7 +109,7 @@ class ClientFlows:
         return parse_response(ChannelLocation, self._json(response)).channel_uri
 
     def open_channel_flow(self, key: PrivateKey, exp_time: int, funding: OutPoint, funding_value: int,
-                          family: Family, *, change_address: str | None = None, open_value: int | None = None,
+                          family: Family | str, *, change_address: str | None = None, open_value: int | None = None,
                           refund_address: str | None = None, info: FundingInfo | None = None
                           ) -> Flow[ChannelUpdate]:
         """Sign and send the opening payment (change = funding_value - open_value); spec 6.2 #2, 6.3 #3, 6.4 #2."""
@@ -123,10 +123,10 @@ class ClientFlows:
         if not 0 <= value <= funding_value:
             raise InvalidArgument(f"open value {value} is not within the funding value {funding_value}")
         refund = parse_address(refund_address or client_address(key, self.network), self.network).text
-        check_open(info, OpenPlan(exp_time, funding_value, value, refund, change_address if family == "v1" else None),
-                   int(time.time()))  # what the server would refuse is refused here, with the reason
+        plan = OpenPlan(exp_time, funding_value, value, refund, change_address if family is Family.V1 else None)
+        check_open(info, plan, int(time.time()))  # what the server would refuse is refused here, with the reason
         funding_address = info.funding_address
-        if family == "v1":
+        if family is Family.V1:
             change = parse_address(change_address or refund, self.network).text
         elif change_address is not None and change_address != funding_address:
             raise InvalidArgument("v2 payments must pay their change to the funding address (spec 4.1)")
@@ -137,7 +137,7 @@ class ClientFlows:
         pk = key.public_key.hex
         url = self.routes.open(family, pk, exp_time, funding)
         channel_url = self.routes.channel(family, pk, exp_time, funding)
-        if family == "v1":
+        if family is Family.V1:
             params = [("client_pubkey", pk), ("exp_time", str(exp_time)), ("change_address", change),
                       ("payment", payment.v1_payload())]
             response = yield from self._send("POST", url, _OPEN_OK, params=params)
@@ -146,7 +146,7 @@ class ClientFlows:
                 channel_url = str(response.url.join(location))
                 if outpoint_in_url(channel_url) != funding:
                     raise BadResponse(f"server placed the channel at {channel_url}, not at outpoint {funding}")
-        elif family == "v2":
+        elif family is Family.V2_SEED:
             response = yield from self._send("POST", url, _OPEN_OK, body=payment.v2_seed_body())
         else:
             response = yield from self._send("POST", url, _OPEN_OK, params=[("secret", payment.secret)],
@@ -158,7 +158,7 @@ class ClientFlows:
             redeem_script=info.redeem_script, change_address=change, refund_address=refund,
             dust_limit=info.dust_limit, change_value=payment.change_value, signature=payment.signature.der,
             sighash=payment.signature.sighash, channel_url=channel_url,
-            secret=payment.secret if family == "v2.3" else "",
+            secret=payment.secret if family is Family.V2_3 else "",
         )
         return ChannelUpdate(channel.with_result(result), result)
 
@@ -170,10 +170,10 @@ class ClientFlows:
         if amount > channel.change_value:
             raise ChannelStateError(f"channel has only {channel.change_value} sat left, cannot pay {amount}")
         payment = self._sign(channel, channel.change_value - amount, channel.change_address)
-        if channel.family == "v1":
+        if channel.family is Family.V1:
             response = yield from self._send("PUT", channel.channel_url, _PAY_OK,
                                              params=[("payment", payment.v1_payload())])
-        elif channel.family == "v2":
+        elif channel.family is Family.V2_SEED:
             response = yield from self._send("PUT", channel.channel_url, _PAY_OK,
                                              body=payment.v2_seed_body(application_data))
         else:
@@ -190,7 +190,7 @@ class ClientFlows:
         v2-seed: zero-value payment with change to the refund address; v2.3.0: the payment's value is `fee`.
         """
         url = close_url(channel.channel_url, channel.family)
-        if channel.family == "v1":
+        if channel.family is Family.V1:
             sig = channel.latest_signature
             latest = SignedPayment(channel.funding_outpoint, channel.redeem_script, channel.change_value,
                                    channel.change_address, sig)
@@ -199,13 +199,13 @@ class ClientFlows:
         else:
             if isinstance(fee, bool) or not isinstance(fee, int) or fee < 0:
                 raise InvalidArgument("fee must be a non-negative integer of satoshis")
-            if channel.family == "v2" and fee:
+            if channel.family is Family.V2_SEED and fee:
                 raise InvalidArgument("a v2-seed closing payment transfers no value (spec 7.4)")
             if fee > channel.change_value:
                 raise ChannelStateError(f"channel has only {channel.change_value} sat left, fee {fee} is more")
             refund = parse_address(refund_address or channel.refund_address, self.network).text
             payment = self._sign(channel, channel.change_value - fee, refund)
-            if channel.family == "v2":
+            if channel.family is Family.V2_SEED:
                 response = yield from self._send("PUT", url, _CLOSE_OK, body=payment.v2_seed_body())
             else:
                 response = yield from self._send("PUT", url, _CLOSE_OK, params=[("secret", channel.secret)],
@@ -285,11 +285,11 @@ class PaychanClient(ClientFlows):
         if self._owns_http:
             self._http.close()
 
-    def funding_info(self, client_pubkey: PublicKey, exp_time: int, family: Family) -> FundingInfo:
+    def funding_info(self, client_pubkey: PublicKey, exp_time: int, family: Family | str) -> FundingInfo:
         """Fetch the channel terms and check the server's funding address against ours (spec 3.3)."""
         return run_flow(self.funding_info_flow(client_pubkey, exp_time, family), self._http)
 
-    def check_fundable(self, client_pubkey: PublicKey, plan: OpenPlan, family: Family, *,
+    def check_fundable(self, client_pubkey: PublicKey, plan: OpenPlan, family: Family | str, *,
                        allowance: int | None = None) -> FundingInfo:
         """Fresh terms, refused (TermsRefused) where the server would refuse the channel (spec 7.2)."""
         return run_flow(self.check_fundable_flow(client_pubkey, plan, family, allowance=allowance), self._http)
@@ -298,7 +298,7 @@ class PaychanClient(ClientFlows):
         """v2-seed begin_open: the server's channel URL for the funding it found (spec 6.3 #2)."""
         return run_flow(self.begin_open_flow(client_pubkey, exp_time), self._http)
 
-    def open_channel(self, key: PrivateKey, exp_time: int, funding: OutPoint, funding_value: int, family: Family,
+    def open_channel(self, key: PrivateKey, exp_time: int, funding: OutPoint, funding_value: int, family: Family | str,
                      **options: Any) -> ChannelUpdate:
         """Sign and send the opening payment (spec 6.2 #2, 6.3 #3, 6.4 #2); options as open_channel_flow."""
         return run_flow(self.open_channel_flow(key, exp_time, funding, funding_value, family, **options), self._http)
@@ -333,11 +333,11 @@ class AsyncPaychanClient(ClientFlows):
         if self._owns_http:
             await self._http.aclose()
 
-    async def funding_info(self, client_pubkey: PublicKey, exp_time: int, family: Family) -> FundingInfo:
+    async def funding_info(self, client_pubkey: PublicKey, exp_time: int, family: Family | str) -> FundingInfo:
         """Fetch the channel terms and check the server's funding address against ours (spec 3.3)."""
         return await run_flow_async(self.funding_info_flow(client_pubkey, exp_time, family), self._http)
 
-    async def check_fundable(self, client_pubkey: PublicKey, plan: OpenPlan, family: Family, *,
+    async def check_fundable(self, client_pubkey: PublicKey, plan: OpenPlan, family: Family | str, *,
                              allowance: int | None = None) -> FundingInfo:
         """Fresh terms, refused (TermsRefused) where the server would refuse the channel (spec 7.2)."""
         return await run_flow_async(self.check_fundable_flow(client_pubkey, plan, family, allowance=allowance),
@@ -348,7 +348,7 @@ class AsyncPaychanClient(ClientFlows):
         return await run_flow_async(self.begin_open_flow(client_pubkey, exp_time), self._http)
 
     async def open_channel(self, key: PrivateKey, exp_time: int, funding: OutPoint, funding_value: int,
-                           family: Family, **options: Any) -> ChannelUpdate:
+                           family: Family | str, **options: Any) -> ChannelUpdate:
         """Sign and send the opening payment (spec 6.4 #2); options as open_channel_flow."""
         return await run_flow_async(self.open_channel_flow(key, exp_time, funding, funding_value, family, **options),
                                     self._http)

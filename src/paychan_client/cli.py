@@ -32,7 +32,7 @@ from .errors import (
     StateFileError,
     server_closed,
 )
-from .models import Family, parse_family
+from .models import parse_family
 from .paying import Budget, ChannelWallet, PayingAuth, debug_funder, get_ranges, origin
 from .payments import client_address, parse_address
 from .refund import RefundValidity, SettlementConfirmed, build_refund_tx
@@ -82,8 +82,8 @@ class _Context:
         state = load_any(self.args.state)
         if self.args.network and Network.parse(self.args.network) is not state.network:
             raise InvalidArgument(f"state file is for network {state.network.params.name}")
-        if self.args.family and parse_family(self.args.family) != state.family:
-            raise InvalidArgument(f"state file is for route family {state.family}")
+        if self.args.family and parse_family(self.args.family) is not state.family:
+            raise InvalidArgument(f"state file is for route family {state.family.label}")
         return state
 
     def draft(self) -> ChannelDraft:
@@ -124,7 +124,7 @@ def cmd_keygen(ctx: _Context) -> None:
     """Make a client key and a new state file."""
     a = ctx.args
     network = Network.parse(a.network or "regtest")
-    family: Family = parse_family(a.family or "v2")
+    family = parse_family(a.family or "v2")
     if not a.force:
         try:
             load_any(a.state)
@@ -138,7 +138,7 @@ def cmd_keygen(ctx: _Context) -> None:
     draft = ChannelDraft(network, family, key, endpoint=a.endpoint, refund_address=refund)
     _save(ctx, draft)
     ctx.emit({"event": "keygen", "client_pubkey": key.public_key.hex, "network": network.params.name,
-              "family": family, "refund_address": refund, "state": a.state})
+              "family": family.label, "refund_address": refund, "state": a.state})
 
 
 def cmd_info(ctx: _Context) -> None:

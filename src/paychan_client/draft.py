@@ -10,10 +10,10 @@ from paychan_common.channel import ChannelParams
 from paychan_common.errors import PaychanError
 from paychan_common.keys import PrivateKey, PublicKey
 from paychan_common.network import Network
+from paychan_common.state import Family
 from paychan_common.tx import OutPoint
 
 from .errors import ChannelStateError, StateFileError
-from .models import Family
 from .state import ClientChannel
 from .statefile import FORMAT, FORMAT_VERSION, Fields, public_view, read_json, write_json_atomic
 
@@ -56,7 +56,7 @@ class ChannelDraft:
         op = self.funding_outpoint
         out: dict[str, Any] = {
             "format": FORMAT, "version": FORMAT_VERSION, "stage": "draft",
-            "network": self.network.params.name, "family": self.family,
+            "network": self.network.params.name, "family": self.family.label,
             "client_privkey": self.client_key.secret.hex(), "client_pubkey": self.client_key.public_key.hex,
             "endpoint": self.endpoint, "exp_time": self.exp_time,
             "server_pubkey": self.server_pubkey.hex if self.server_pubkey else None,

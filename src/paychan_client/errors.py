@@ -15,6 +15,8 @@ JSON-RPC error) or ServiceUnavailable (node unreachable, credentials refused, st
 
 from __future__ import annotations
 
+from paychan_common.state import Family
+
 
 class ClientError(Exception):
     """Base of every error the client raises on purpose."""
@@ -60,6 +62,6 @@ class StateFileError(ClientError):
     """The state file cannot be read, written or understood."""
 
 
-def server_closed(exc: ServerRejected, family: str) -> bool:
+def server_closed(exc: ServerRejected, family: Family) -> bool:
     """The server's answer says the channel is closed or closing: 410, or 404 for v1 (spec 6.2, 7.3)."""
-    return exc.status == 410 or (family == "v1" and exc.status == 404)
+    return exc.status == 410 or (family is Family.V1 and exc.status == 404)

@@ -4,7 +4,7 @@ info checked against our own derivation (spec 3.3, 6.2, 6.3) and payment results
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -14,28 +14,26 @@ from paychan_common.keys import PublicKey
 from paychan_common.messages import FundingInfo as WireFundingInfo
 from paychan_common.messages import FundingInfoV1, PaymentResult, describe
 from paychan_common.network import Network
-from paychan_common.state import Family as CoreFamily
+from paychan_common.state import Family
 
 from .errors import AddressMismatch, BadResponse, InvalidArgument
 
-Family = Literal["v1", "v2", "v2.3"]
-FAMILIES: tuple[Family, ...] = ("v1", "v2", "v2.3")
+FAMILIES: tuple[Family, ...] = tuple(Family)
 V1_DUST_LIMIT = 700  # the v1 server's hard-coded dust limit; v1 FundingInfo does not carry one (spec 6.2)
 M = TypeVar("M", bound=BaseModel)
 
 __all__ = ["FAMILIES", "Family", "FundingInfo", "PaymentResult", "parse_family", "parse_response"]
 
 
-_SHORT: dict[CoreFamily, Family] = {CoreFamily.V1: "v1", CoreFamily.V2_SEED: "v2", CoreFamily.V2_3: "v2.3"}
-
-
-def parse_family(text: str) -> Family:
-    """A route family (spec 0.1) by its name (v1, v2-seed, v2.3.0) or short spelling (v2, v2.3): the
-    client's own short name, which its state files keep."""
+def parse_family(family: Family | str) -> Family:
+    """A route family (spec 0.1): the core `Family` itself, or its label (v1, v2-seed, v2.3.0) or short
+    spelling (v2, v2.3), as the CLI, older state files and callers of the library give it."""
+    if isinstance(family, Family):
+        return family
     try:
-        return _SHORT[CoreFamily.parse(text)]
+        return Family.parse(family)
     except PaychanError:
-        raise InvalidArgument(f"unknown route family {text!r} (expected v1, v2-seed/v2 or v2.3.0/v2.3)") from None
+        raise InvalidArgument(f"unknown route family {family!r} (expected v1, v2-seed/v2 or v2.3.0/v2.3)") from None
 
 
 def parse_response(model: type[M], body: object) -> M:
@@ -80,7 +78,7 @@ class FundingInfo:
     def to_json(self) -> dict[str, Any]:
         """A JSON-friendly summary."""
         return {
-            "family": self.family, "client_pubkey": self.params.client_pubkey.hex,
+            "family": self.family.label, "client_pubkey": self.params.client_pubkey.hex,
             "server_pubkey": self.server_pubkey.hex, "exp_time": self.params.exp_time,
             "funding_address": self.funding_address, "redeem_script": self.redeem_script.hex(),
             "open_price": self.open_price, "dust_limit": self.dust_limit,
@@ -94,7 +92,7 @@ class FundingInfo:
         """Parse a FundingInfo body and check its address (and script, when sent) against our derivation."""
         wire: FundingInfoV1 | WireFundingInfo
         script_copy: str | None = None
-        if family == "v1":
+        if family is Family.V1:
             wire = parse_response(FundingInfoV1, body)
             dust, min_duration = V1_DUST_LIMIT, None
         else:

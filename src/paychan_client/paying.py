@@ -23,6 +23,7 @@ import httpx
 from paychan_common.channel import debug_funding
 from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
+from paychan_common.state import Family
 from paychan_common.tx import OutPoint
 
 from .api import ClientFlows, Flow
@@ -89,7 +90,7 @@ class ChannelWallet:
         self._channels: dict[str, ClientChannel] = {}
         self._lock = threading.Lock()
         for ch in channels or []:
-            if ch.family != "v2.3":
+            if ch.family is not Family.V2_3:
                 raise InvalidArgument("paying through a gateway needs a v2.3 channel (compact payments)")
             self._channels[origin(ch.channel_url)] = ch
 
@@ -110,11 +111,11 @@ class ChannelWallet:
         flows = ClientFlows(server_url, self.network)
         key = PrivateKey(secrets.token_bytes(32))
         exp_time = int(time.time()) + self.duration_hours * 3600
-        info = yield from flows.funding_info_flow(key.public_key, exp_time, "v2.3")
+        info = yield from flows.funding_info_flow(key.public_key, exp_time, Family.V2_3)
         if not budget.allows(info.open_price, "new"):
             return None
         outpoint, value = self.funder(info)
-        update = yield from flows.open_channel_flow(key, exp_time, outpoint, value, "v2.3", info=info)
+        update = yield from flows.open_channel_flow(key, exp_time, outpoint, value, Family.V2_3, info=info)
         budget.spend(info.open_price, f"{outpoint.display_txid}:{outpoint.vout}")
         self._store(update.channel)
         return update.channel

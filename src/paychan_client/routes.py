@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from paychan_common.errors import PaychanError
+from paychan_common.state import Family
 from paychan_common.tx import OutPoint
-
-from .models import Family
 
 
 class Routes:
@@ -16,7 +15,7 @@ class Routes:
 
     def funding_info(self, family: Family, client_pubkey: str, exp_time: int) -> tuple[str, list[tuple[str, str]]]:
         """v1: GET /v1/fundingInfo?client_pubkey&exp_time; v2 and v2.3 (rbpcp-api order): /v2/funding/pk/exp/info."""
-        if family == "v1":
+        if family is Family.V1:
             return f"{self.base}/v1/fundingInfo", [("client_pubkey", client_pubkey), ("exp_time", str(exp_time))]
         return f"{self.base}/v2/funding/{client_pubkey}/{exp_time}/info", []
 
@@ -26,23 +25,23 @@ class Routes:
 
     def open(self, family: Family, client_pubkey: str, exp_time: int, outpoint: OutPoint) -> str:
         """The URL the opening payment is POSTed to."""
-        if family == "v1":
+        if family is Family.V1:
             return f"{self.base}/v1/channels/new"
         return self.channel(family, client_pubkey, exp_time, outpoint)
 
     def channel(self, family: Family, client_pubkey: str, exp_time: int, outpoint: OutPoint) -> str:
         """The channel resource that payments are PUT to."""
         txid, vout = outpoint.display_txid, outpoint.vout
-        if family == "v1":
+        if family is Family.V1:
             return f"{self.base}/v1/channels/{txid}/{vout}"
-        if family == "v2":
+        if family is Family.V2_SEED:
             return f"{self.base}/v2/channels/{client_pubkey}/{exp_time}/{txid}/{vout}"
         return f"{self.base}/v2/channels/{txid}/{vout}"
 
 
 def close_url(channel_url: str, family: Family) -> str:
     """v1 closes with DELETE on the channel itself; v2 families PUT to <channel>/close."""
-    return channel_url if family == "v1" else channel_url.rstrip("/") + "/close"
+    return channel_url if family is Family.V1 else channel_url.rstrip("/") + "/close"
 
 
 def outpoint_in_url(url: str) -> OutPoint | None:

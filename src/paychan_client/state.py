@@ -12,10 +12,11 @@ from paychan_common.errors import PaychanError
 from paychan_common.keys import PrivateKey, PublicKey
 from paychan_common.network import Network
 from paychan_common.sighash import NONE_ACP, SINGLE_ACP
+from paychan_common.state import Family
 from paychan_common.tx import OutPoint
 
 from .errors import StateFileError
-from .models import Family, PaymentResult
+from .models import PaymentResult
 from .statefile import FORMAT, FORMAT_VERSION, Fields, public_view, read_json, write_json_atomic
 
 ChannelStatus = Literal["open", "closed"]
@@ -82,7 +83,7 @@ class ClientChannel:
         """The state file's content (private key as hex; derived values for reading only)."""
         return {
             "format": FORMAT, "version": FORMAT_VERSION, "stage": "channel",
-            "network": self.network.params.name, "family": self.family,
+            "network": self.network.params.name, "family": self.family.label,
             "client_privkey": self.client_key.secret.hex(), "client_pubkey": self.client_pubkey.hex,
             "server_pubkey": self.server_pubkey.hex, "exp_time": self.exp_time,
             "funding_txid": self.funding_outpoint.display_txid, "funding_vout": self.funding_outpoint.vout,

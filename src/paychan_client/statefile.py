@@ -12,10 +12,11 @@ from typing import Any, cast
 from paychan_common.errors import PaychanError
 from paychan_common.keys import PrivateKey, PublicKey
 from paychan_common.network import Network
+from paychan_common.state import Family
 from paychan_common.tx import OutPoint
 
 from .errors import InvalidArgument, StateFileError
-from .models import Family, parse_family
+from .models import parse_family
 
 FORMAT = "paychan-client-state"
 FORMAT_VERSION = 1

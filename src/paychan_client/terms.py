@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from paychan_common.dust import dust_threshold
 from paychan_common.rules import HOUR
+from paychan_common.state import Family
 
 from .errors import InvalidArgument
 from .models import FundingInfo
@@ -70,7 +71,7 @@ def check_open(info: FundingInfo, plan: OpenPlan, now: int, allowance: int = 0) 
                 parse_address(address, network)
     except InvalidArgument as exc:
         raise TermsRefused(exc.message) from None
-    if plan.change_address is not None and info.family != "v1":
+    if plan.change_address is not None and info.family is not Family.V1:
         raise TermsRefused("only v1 channels take a change address; v2 change goes to the funding address")
     value = info.open_price if plan.open_value is None else plan.open_value
     if value < info.open_price:
@@ -78,7 +79,7 @@ def check_open(info: FundingInfo, plan: OpenPlan, now: int, allowance: int = 0) 
     if plan.funding_value < value:
         raise TermsRefused(f"funding value {plan.funding_value} does not cover the opening payment {value}")
     change = plan.funding_value - value
-    if info.family != "v1":
+    if info.family is not Family.V1:
         change_text: str | None = info.funding_address  # spec 4.1
     else:
         change_text = plan.change_address or plan.refund_address

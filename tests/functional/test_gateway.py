@@ -23,6 +23,7 @@ from paychan_client.paying import Budget, ChannelWallet, PayingAuth, debug_funde
 from paychan_client.state import ClientChannel
 from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
+from paychan_common.state import Family
 from tests.support.gateway import INCREMENT_KIB, PER_KIB, PER_REQUEST, GatewayStack, wait_for
 from tests.support.services import PROJECT_ROOT
 
@@ -289,9 +290,9 @@ def test_async_paychan_client_opens_pays_and_closes(stack: GatewayStack) -> None
         async with AsyncPaychanClient(stack.services.url, Network.TEST) as client:
             key = PrivateKey(hashlib.sha256(b"async-client").digest())
             exp = int(time.time()) + 7 * 24 * 3600
-            info = await client.funding_info(key.public_key, exp, "v2.3")
+            info = await client.funding_info(key.public_key, exp, Family.V2_3)
             op, value = debug_funder(info)
-            opened = await client.open_channel(key, exp, op, value, "v2.3", info=info)
+            opened = await client.open_channel(key, exp, op, value, Family.V2_3, info=info)
             paid = await client.pay(opened.channel, 5000)
             closed = await client.close(paid.channel, fee=info.open_price // 10)
             return paid.result.value_received, closed.settlement_txid

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from paychan_client import ClientChannel, Family, PaychanClient, ServerRejected
+from paychan_client import ClientChannel, PaychanClient, ServerRejected
 from paychan_common.keys import PrivateKey
 from paychan_common.settlement import settlement_size
 from paychan_common.state import Status
@@ -49,7 +49,7 @@ def fund(node: RegtestNode, address: str, script: bytes, amount: int = FUNDING) 
         rpc.close()
 
 
-def open_funded(c: PaychanClient, node: RegtestNode, family: Family, *, confirmations: int = 2,
+def open_funded(c: PaychanClient, node: RegtestNode, family: str, *, confirmations: int = 2,
                 change_address: str | None = None, refund_address: str | None = None
                 ) -> tuple[PrivateKey, ClientChannel]:
     """New key, funding info (address checked by the library), funding from the wallet, confirmations, open."""
@@ -66,7 +66,7 @@ def open_funded(c: PaychanClient, node: RegtestNode, family: Family, *, confirma
 
 @pytest.mark.parametrize("family", ["v1", "v2", "v2.3"])
 def test_fund_open_pay_close_settles_on_chain(regtest_node: RegtestNode, node_services: Services,
-                                              family: Family) -> None:
+                                              family: str) -> None:
     node = regtest_node
     dest = node_services.configs["signing"]["settlement"]["destination"]
     dest_before = node.rpc("getreceivedbyaddress", dest, 0)
@@ -115,7 +115,7 @@ def test_fund_open_pay_close_settles_on_chain(regtest_node: RegtestNode, node_se
 
 
 @pytest.mark.parametrize("family", ["v1", "v2", "v2.3"])
-def test_open_needs_enough_confirmations(regtest_node: RegtestNode, node_services: Services, family: Family) -> None:
+def test_open_needs_enough_confirmations(regtest_node: RegtestNode, node_services: Services, family: str) -> None:
     node = regtest_node
     key = PrivateKey(secrets.token_bytes(32))
     exp = int(time.time()) + 4 * HOUR
@@ -141,7 +141,7 @@ def test_open_needs_enough_confirmations(regtest_node: RegtestNode, node_service
 
 @pytest.mark.parametrize("family", ["v2", "v2.3"])
 def test_open_refuses_an_outpoint_of_another_script(regtest_node: RegtestNode, node_services: Services,
-                                                    family: Family) -> None:
+                                                    family: str) -> None:
     node = regtest_node
     key = PrivateKey(secrets.token_bytes(32))
     exp = int(time.time()) + 4 * HOUR

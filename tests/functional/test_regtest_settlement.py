@@ -47,7 +47,7 @@ log = logging.getLogger("paychan.tests")
 pytestmark = pytest.mark.regtest
 
 
-def fund_and_open(c: PaychanClient, node: RegtestNode, family: Family, *, exp: int | None = None,
+def fund_and_open(c: PaychanClient, node: RegtestNode, family: Family | str, *, exp: int | None = None,
                   amount: int = 1_000_000, refund_address: str | None = None) -> ClientChannel:
     """Fund from the node wallet, confirm twice, open (the library checks the funding address)."""
     key = PrivateKey(secrets.token_bytes(32))

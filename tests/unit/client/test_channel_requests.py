@@ -18,7 +18,7 @@ from paychan_client import (
     ServerRejected,
     TransportError,
 )
-from paychan_client.models import Family
+from paychan_client.models import parse_family
 from paychan_common.channel import PaymentVerifier
 from paychan_common.sighash import NONE_ACP, SINGLE_ACP
 from paychan_common.wire_v1 import parse_v1_payload
@@ -55,12 +55,13 @@ SEED_URL = f"{ENDPOINT}/v2/channels/{CLIENT_PUB}/{EXP}/{TXID}/{VOUT}"
 V23_URL = f"{ENDPOINT}/v2/channels/{TXID}/{VOUT}"
 
 
-def info(family: Family) -> FundingInfo:
+def info(family: str) -> FundingInfo:
     """Funding info as parsed from the vector's server."""
-    return FundingInfo.from_response(funding_info_body(family), family, CLIENT_KEY.public_key, EXP, NETWORK)
+    return FundingInfo.from_response(funding_info_body(family), parse_family(family), CLIENT_KEY.public_key, EXP,
+                                     NETWORK)
 
 
-def open_channel(client: PaychanClient, server: Recorder, family: Family) -> ClientChannel:
+def open_channel(client: PaychanClient, server: Recorder, family: str) -> ClientChannel:
     """Open with the vectors' terms (v1: Location as in 13.4)."""
     headers = {"Location": V1_URL} if family == "v1" else None
     server.reply(201, result("open", 0, 0), headers=headers)

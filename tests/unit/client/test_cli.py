@@ -16,7 +16,7 @@ import pytest
 
 from paychan_client import ChannelDraft, ClientChannel, load_any
 from paychan_client.cli import main
-from paychan_client.models import Family
+from paychan_client.models import Family, parse_family
 from paychan_common.address import Address
 from paychan_common.channel import ChannelParams, PaymentVerifier
 from paychan_common.keys import PrivateKey
@@ -66,12 +66,29 @@ def test_keygen_subprocess_prints_a_key(tmp_path: Path) -> None:
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     draft = load_any(state)
     assert isinstance(draft, ChannelDraft)
-    assert draft.client_key.public_key.hex == pk and draft.family == "v2.3"
+    assert draft.client_key.public_key.hex == pk and draft.family is Family.V2_3
     assert out["refund_address"].startswith(("m", "n"))
 
     again = run_cli("keygen", "--state", str(state))
     assert again.returncode == 2
     assert again.stderr.count("\n") == 1 and "exists" in again.stderr and "Traceback" not in again.stderr
+
+
+@pytest.mark.parametrize(("choice", "family"), [("v1", Family.V1), ("v2-seed", Family.V2_SEED), ("v2", Family.V2_SEED),
+                                               ("v2.3.0", Family.V2_3), ("v2.3", Family.V2_3)])
+def test_every_family_choice_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str], choice: str,
+                                         family: Family) -> None:
+    state = tmp_path / "chan.json"
+    assert main(["keygen", "--state", str(state), "--network", "regtest", "--family", choice]) == 0
+    [out] = lines(capsys.readouterr().out)
+    assert out["family"] == family.label
+    draft = load_any(state)
+    assert draft.family is family
+    assert main(["status", "--state", str(state), "--family", choice]) == 2  # past the family check: a draft
+    assert "no funding info yet" in capsys.readouterr().err
+    other = "v1" if family is not Family.V1 else "v2"
+    assert main(["status", "--state", str(state), "--family", other]) == 2
+    assert f"state file is for route family {family.label}" in capsys.readouterr().err
 
 
 def test_errors_are_one_line_with_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,14 +142,14 @@ class FakeServer:
         return httpx.Response(201 if method == "POST" else 200, json=result("open", self.change, received))
 
 
-def draft_file(tmp_path: Path, family: Family) -> Path:
+def draft_file(tmp_path: Path, family: str) -> Path:
     path = tmp_path / "chan.json"
-    ChannelDraft(NETWORK, family, CLIENT_KEY, endpoint=ENDPOINT, refund_address=REFUND_ADDRESS).save(path)
+    ChannelDraft(NETWORK, parse_family(family), CLIENT_KEY, endpoint=ENDPOINT, refund_address=REFUND_ADDRESS).save(path)
     return path
 
 
 @pytest.mark.parametrize("family", ["v1", "v2", "v2.3"])
-def test_whole_flow_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str], family: Family) -> None:
+def test_whole_flow_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str], family: str) -> None:
     state = str(draft_file(tmp_path, family))
     fake = FakeServer(family)
     transport = httpx.MockTransport(fake)
@@ -272,7 +289,7 @@ def test_fund_refuses_the_live_network(tmp_path: Path, capsys: pytest.CaptureFix
 
     path = tmp_path / "live.json"
     key = PrivateKey(bytes.fromhex("11" * 32))
-    ChannelDraft(Network.LIVE, "v2", key, exp_time=EXP, server_pubkey=SERVER_PUBKEY).save(path)
+    ChannelDraft(Network.LIVE, Family.V2_SEED, key, exp_time=EXP, server_pubkey=SERVER_PUBKEY).save(path)
     assert main(["fund", "--state", str(path), "--debug"]) == 2
     assert "test and regtest" in capsys.readouterr().err
     assert main(["fund", "--state", str(path), "--rpc-url", "http://x", "--amount-sat", "1"]) == 2
@@ -299,7 +316,7 @@ def _opened(tmp_path: Path, capsys: pytest.CaptureFixture[str], fake: FakeServer
 
 @pytest.mark.parametrize(("family", "status"), [("v2.3", 410), ("v2", 410), ("v1", 404)])
 def test_status_follows_a_close_made_on_the_server(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                   family: Family, status: int) -> None:
+                                                   family: str, status: int) -> None:
     fake = FakeServer(family)
     state = _opened(tmp_path, capsys, fake)
     gone = {"type": "application_error", "code": "channel_closed", "message": "channel is closed"}

@@ -56,7 +56,7 @@ def test_v2_3_uses_rbpcp_api_head_order(client: PaychanClient, server: Recorder)
 def test_wrong_funding_address_is_refused(client: PaychanClient, server: Recorder, family: str) -> None:
     server.reply(200, funding_info_body(family, funding_address_copy=FUNDING_ADDRESS_MAINNET))
     with pytest.raises(AddressMismatch, match="differs"):
-        client.funding_info(PK, EXP, family)  # type: ignore[arg-type]
+        client.funding_info(PK, EXP, family)
 
 
 def test_address_of_another_server_key_is_refused(client: PaychanClient, server: Recorder) -> None:

@@ -10,6 +10,7 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from paychan_client import Family
 from paychan_client.errors import InvalidArgument
 from paychan_client.paying import Budget, ChannelWallet, PayingAuth, payment_header
 
@@ -110,4 +111,4 @@ def test_the_async_flow_pays_the_same_way() -> None:
 
 def test_a_v2_seed_channel_is_refused() -> None:
     with pytest.raises(InvalidArgument, match=r"v2\.3 channel"):
-        ChannelWallet(NETWORK, channels=[replace(opened_v23_channel(), family="v2")])
+        ChannelWallet(NETWORK, channels=[replace(opened_v23_channel(), family=Family.V2_SEED)])

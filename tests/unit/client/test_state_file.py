@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from paychan_client import ChannelDraft, ClientChannel, StateFileError, load_any
+from paychan_client import ChannelDraft, ClientChannel, Family, StateFileError, load_any
 from paychan_common.keys import PrivateKey
 
 from .vectors import (
@@ -115,7 +115,7 @@ def test_invalid_fields_are_named(tmp_path: Path, key: str, value: object, match
 
 def test_draft_round_trip_and_stage_checks(tmp_path: Path) -> None:
     path = tmp_path / "draft.json"
-    draft = ChannelDraft(NETWORK, "v1", PrivateKey(bytes.fromhex("22" * 32)), endpoint="http://x",
+    draft = ChannelDraft(NETWORK, Family.V1, PrivateKey(bytes.fromhex("22" * 32)), endpoint="http://x",
                          refund_address=REFUND_ADDRESS)
     draft.save(path)
     assert mode(path) == 0o600
@@ -129,6 +129,40 @@ def test_draft_round_trip_and_stage_checks(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["funding_address"] == FUNDING_ADDRESS
     opened_v23_channel().save(path)
     assert isinstance(load_any(path), ClientChannel)
+
+
+@pytest.mark.parametrize(("family", "written"),
+                         [(Family.V1, "v1"), (Family.V2_SEED, "v2-seed"), (Family.V2_3, "v2.3.0")])
+def test_new_files_name_the_family_by_its_label(tmp_path: Path, family: Family, written: str) -> None:
+    channel_path, draft_path = tmp_path / "chan.json", tmp_path / "draft.json"
+    replace(opened_v23_channel(), family=family).save(channel_path)
+    ChannelDraft(NETWORK, family, CLIENT_KEY).save(draft_path)
+    for path in (channel_path, draft_path):
+        assert json.loads(path.read_text())["family"] == written
+        loaded = load_any(path)
+        assert loaded.family is family
+
+
+@pytest.mark.parametrize(("old", "family"), [("v1", Family.V1), ("v2", Family.V2_SEED), ("v2.3", Family.V2_3)])
+def test_files_of_earlier_versions_with_short_family_names_still_load(tmp_path: Path, old: str,
+                                                                      family: Family) -> None:
+    channel_path, draft_path = tmp_path / "chan.json", tmp_path / "draft.json"
+    for path, data in ((channel_path, opened_v23_channel().to_json()),
+                       (draft_path, ChannelDraft(NETWORK, Family.V1, CLIENT_KEY).to_json())):
+        data["family"] = old  # as every version before the core Family wrote it
+        path.write_text(json.dumps(data))
+        assert load_any(path).family is family
+    assert ClientChannel.load(channel_path) == replace(opened_v23_channel(), family=family)
+
+
+@pytest.mark.parametrize("bad", ["v3", "V2", "", 2, None])
+def test_an_unknown_family_is_named(tmp_path: Path, bad: object) -> None:
+    path = tmp_path / "chan.json"
+    data = opened_v23_channel().to_json()
+    data["family"] = bad
+    path.write_text(json.dumps(data))
+    with pytest.raises(StateFileError, match="family"):
+        ClientChannel.load(path)
 
 
 def test_private_key_never_in_repr() -> None:

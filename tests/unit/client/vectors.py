@@ -13,6 +13,7 @@ from paychan_client.state import ClientChannel
 from paychan_common.keys import PrivateKey, PublicKey
 from paychan_common.network import Network
 from paychan_common.sighash import SINGLE_ACP
+from paychan_common.state import Family
 from paychan_common.tx import OutPoint
 
 ENDPOINT = "http://server.test"
@@ -75,7 +76,7 @@ SETTLEMENT_TXID = "754c727936f9688ae25011f10082c415e9f889ddd112f306beb4d3617402c
 def opened_v23_channel() -> ClientChannel:
     """The v2.3 channel of vector B, opened with its opening payment (13.2) at its v2.3.0 URL."""
     return ClientChannel(
-        network=NETWORK, client_key=CLIENT_KEY, server_pubkey=SERVER_PUBKEY, exp_time=EXP, family="v2.3",
+        network=NETWORK, client_key=CLIENT_KEY, server_pubkey=SERVER_PUBKEY, exp_time=EXP, family=Family.V2_3,
         funding_outpoint=OUTPOINT, funding_value=VALUE, redeem_script=bytes.fromhex(REDEEM),
         change_address=FUNDING_ADDRESS, refund_address=REFUND_ADDRESS, dust_limit=700,
         change_value=12_345_678_800_000, signature=bytes.fromhex(OPEN_SIG), sighash=SINGLE_ACP,
