@@ -90,37 +90,37 @@ async def serve_app(app: web.Application, *, host: str | None = None, port: int 
     await site.start()
     if unix_path is not None:
         os.chmod(unix_path, 0o600)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if on_started is not None:
-        await on_started()
-    try:
-        await stop.wait()
-    finally:
-        log.info("shutting down")
-        await runner.cleanup()
+    await _until_signalled(on_started, runner.cleanup)
 
 
 async def _serve_front(runner: web.AppRunner, fronted: Front, sock: socket.socket,
                        on_started: Callable[[], Awaitable[None]] | None) -> None:
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(fronted.protocol, sock=sock)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if on_started is not None:
-        await on_started()
-    try:
-        await stop.wait()
-    finally:
-        log.info("shutting down")
+    server = await asyncio.get_running_loop().create_server(fronted.protocol, sock=sock)
+
+    async def shutdown() -> None:
         server.close()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SHUTDOWN_SECONDS):
                 await fronted.shutdown()
         await runner.cleanup()
+
+    await _until_signalled(on_started, shutdown)
+
+
+async def _until_signalled(on_started: Callable[[], Awaitable[None]] | None,
+                           shutdown: Callable[[], Awaitable[None]]) -> None:
+    """Call on_started, then serve until SIGTERM/SIGINT; `shutdown` runs then (or when cancelled)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if on_started is not None:
+        await on_started()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await shutdown()
 
 
 def run_internal_service(app: web.Application, listen: InternalListenConfig,
