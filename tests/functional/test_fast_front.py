@@ -210,3 +210,15 @@ def test_a_client_that_leaves_mid_payment_does_not_lose_it(stacks: tuple[Service
     with httpx.Client(base_url=fast.url) as http:
         # Had the abandoned payment been lost, this one would be credited 4,001 satoshis, not 1.
         assert http.put(SEED.seed_url, json=SEED.v2_body(change - 1)).json()["value_received"] == 1
+
+
+def test_a_flood_of_pipelined_payments_is_served_in_full(stacks: tuple[Services, Services]) -> None:
+    fast, _ = stacks
+    change = SEED_OPEN - 5000
+    one = _request("PUT", SEED.seed_url, json.dumps(SEED.v2_body(change)).encode())
+    flood = one * (2_500_000 // len(one))  # ~2.5 MiB: reading pauses while over 1 MiB is buffered
+    count = flood.count(b"PUT ")
+    answers = _exchange(fast.port, [flood], count)
+    assert len(answers) == count
+    received = [json.loads(body).get("value_received", 0) for status, body in answers if status == 200]
+    assert received[0] > 0 and sum(received) == received[0]  # the repeats are not newer: credited once

@@ -50,6 +50,7 @@ from .v2 import check_json_type, seed_path, seed_payment, v23_payment
 __all__ = ["FastFront", "FrontContext", "front"]
 
 MAX_HEAD = 8190  # aiohttp's own line limit: a longer head goes to aiohttp, which refuses it as today
+MAX_BUFFERED = 1 << 20  # pipelined bytes held while a payment is stored; beyond, reading pauses
 KEEPALIVE_SECONDS = 75.0  # aiohttp's keepalive_timeout
 _REFUSED_HEADERS = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"content-encoding"})
 
@@ -205,6 +206,7 @@ class FastFront(asyncio.Protocol):
         self._buffer = bytearray()
         self._busy = False
         self._paused = False
+        self._reading_paused = False
         self._eof = False
         self._closing = False
         self._timer: asyncio.TimerHandle | None = None
@@ -223,6 +225,9 @@ class FastFront(asyncio.Protocol):
         self._buffer += data
         if not self._busy:
             self._next()
+        elif len(self._buffer) > MAX_BUFFERED and self._transport is not None and not self._reading_paused:
+            self._transport.pause_reading()  # a client pipelining faster than its payments are stored
+            self._reading_paused = True
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -275,6 +280,9 @@ class FastFront(asyncio.Protocol):
             transport.close()
             return
         buffer = self._buffer
+        if self._reading_paused and len(buffer) <= MAX_BUFFERED:
+            self._reading_paused = False
+            transport.resume_reading()
         if not buffer:
             if self._eof:
                 transport.close()
@@ -387,6 +395,9 @@ class FastFront(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         self._ctx.forget(self)
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
         handler: Any = self._ctx.server()
         transport.set_protocol(handler)
         handler.connection_made(transport)
