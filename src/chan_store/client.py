@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import orjson
 
 from chan_store.contract import (
+    PAYMENTS_CONTENT_TYPE,
     ChannelExistsAt,
     ChannelPage,
     ListQuery,
@@ -26,6 +28,8 @@ from chan_store.contract import (
     PaymentResult,
     StateConflict,
     StoreStats,
+    decode_payment_results,
+    encode_payments_request,
     outpoint_hex,
     parse_page,
     parse_payment_result,
@@ -50,6 +54,8 @@ from paychan_common.tx import OutPoint
 from paychan_runtime.client import InternalClient
 
 __all__ = ["ChanStoreClient", "ChannelExistsAt", "PaymentApplied", "StateConflict"]
+
+log = logging.getLogger("paychan.chanstore.client")
 
 _Waiter = tuple[PaymentItem, asyncio.Future[PaymentResult]]
 _Sender = Callable[[Sequence[PaymentItem]], Awaitable[builtins.list[PaymentResult]]]
@@ -124,9 +130,10 @@ class ChanStoreClient:
     """Async client of ChanStore; methods return core types and raise the typed errors of the store."""
 
     def __init__(self, base_url: str, token: str, *, unix_path: str | None = None, pool_size: int = 100,
-                 max_in_flight: int = 1, max_batch: int = 1000, timeout: float = 30.0) -> None:
+                 max_in_flight: int = 1, max_batch: int = 1000, timeout: float = 30.0, binary: bool = True) -> None:
         self._http = InternalClient(base_url, token, unix_path=unix_path, pool_size=pool_size,
                                     timeout=timeout, name="chan store")
+        self._binary = binary  # payment batches in the binary format of chan_store.contract (else JSON)
         self._batcher = _PaymentBatcher(self._post_payments, max_in_flight, max_batch)
 
     @property
@@ -236,6 +243,25 @@ class ChanStoreClient:
         top = now if now is not None else items[0].now
         if top is None:
             raise InvalidInput("now is required")
+        if self._binary:
+            try:
+                raw = await self._http.request_bytes("POST", "/payments", encode_payments_request(items, top),
+                                                     PAYMENTS_CONTENT_TYPE)
+            except InvalidInput as err:
+                if err.code != "bad_json":
+                    raise
+                # A ChanStore older than the binary body refused it whole, before applying anything: resend
+                # this batch, and every later one, as JSON.
+                log.warning("chan store does not take binary payment batches; sending JSON")
+                self._binary = False
+            else:
+                try:
+                    decoded = decode_payment_results(raw)
+                    if len(decoded) != len(items):
+                        raise InvalidInput("one result per payment expected")
+                    return decoded
+                except InvalidInput as exc:
+                    raise _malformed("payments answer", exc) from None
         payments = []
         for item in items:
             encoded = payment_item_json(item)
