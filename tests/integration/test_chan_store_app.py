@@ -528,7 +528,7 @@ def _unused_port() -> int:
 
 
 async def test_client_transport_failure_fails_every_caller() -> None:
-    chan_client = ChanStoreClient(f"http://127.0.0.1:{_unused_port()}", TOKEN, max_in_flight=1)
+    chan_client = ChanStoreClient(f"http://127.0.0.1:{_unused_port()}", TOKEN, max_in_flight=1, overlap_below=0)
     try:
         item = make_channel(1).pay(5)
         outcomes = await asyncio.gather(
