@@ -360,6 +360,34 @@ async def test_client_falls_back_to_json_for_a_store_without_binary_batches(
         await chan_client.close()
 
 
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+async def test_client_payments_on_the_postgres_engine(aiohttp_server: AiohttpServer, tmp_path: Path,
+                                                      fatal: FatalRecorder, pg_server: Any, binary: bool) -> None:
+    """The same POST /payments, both body formats, answered by the PostgreSQL engine through the app."""
+    name = f"app_{'bin' if binary else 'json'}_{random.randrange(1 << 30)}"
+    pg_server.psql(f"CREATE DATABASE {name}")
+    dsn = pg_server.dsn.replace(f"/{pg_server.database}?", f"/{name}?")
+    config = store_config(tmp_path)
+    config = config.model_copy(update={"storage": type(config.storage).model_validate(
+        {"engine": "postgres", "dsn": dsn})})
+    server = await aiohttp_server(create_app(config, on_fatal=fatal))
+    chan_client = ChanStoreClient(str(server.make_url("")), TOKEN, binary=binary)
+    try:
+        chan = make_channel(1)
+        await chan_client.create(chan.state)
+        start = chan.state.change_value
+        items = [chan.pay(start - 100), chan.pay(start - 50), make_channel(2).pay(1), chan.pay(start - 300)]
+        results = await chan_client.apply_payments(items, OPENED_AT)
+        assert results[0] == PaymentApplied(100, start - 100, Status.OPEN)
+        assert isinstance(results[1], InvalidPayment) and results[1].code == "out_of_order"
+        assert isinstance(results[2], ChannelNotFound)
+        assert results[3] == PaymentApplied(200, start - 300, Status.OPEN)
+        stored = await chan_client.get(chan.outpoint)
+        assert stored is not None and stored.change_value == start - 300 and stored.payment_count == 3
+    finally:
+        await chan_client.close()
+
+
 # --------------------------------------------------------------------------- compare-and-set
 
 
