@@ -19,10 +19,14 @@ from aiohttp import web
 from chan_store.config import StoreConfig
 from chan_store.contract import (
     MAX_BODY_BYTES,
+    PAYMENTS_CONTENT_TYPE,
+    RESULTS_CONTENT_TYPE,
     ChannelExistsAt,
     ListQuery,
     StateConflict,
     StoreStats,
+    decode_payments_request,
+    encode_payment_results,
     error_json,
     outpoint_hex,
     page_json,
@@ -50,6 +54,7 @@ from paychan_runtime.http import (
     http_error_json_middleware,
     internal_error_middleware,
     json_response,
+    read_body,
     read_json,
 )
 from paychan_runtime.http_errors import http_status
@@ -129,7 +134,12 @@ async def list_channels(request: web.Request) -> web.Response:
 
 
 async def apply_payments(request: web.Request) -> web.Response:
-    """POST /payments {"now", "payments": [...]} -> {"results": [...]} (one durable batch)."""
+    """POST /payments {"now", "payments": [...]} -> {"results": [...]} (one durable batch); a binary body
+    (PAYMENTS_CONTENT_TYPE, chan_store.contract) is answered in binary (RESULTS_CONTENT_TYPE)."""
+    if request.content_type == PAYMENTS_CONTENT_TYPE:
+        now, items = decode_payments_request(await read_body(request, MAX_BODY_BYTES))
+        results = await request.app[STORE_KEY].apply_payments(items, now)
+        return web.Response(body=encode_payment_results(results), content_type=RESULTS_CONTENT_TYPE)
     now, items = parse_payments_request(await read_json(request, MAX_BODY_BYTES))
     results = await request.app[STORE_KEY].apply_payments(items, now)
     return json_response({"results": [payment_result_json(result) for result in results]})

@@ -3,7 +3,11 @@
 `apply_payment` coalesces concurrent calls into `POST /payments` batches (adaptive micro-batching):
 with fewer than `max_in_flight` batch requests under way a call is sent at once; otherwise it waits in
 a queue, and each batch request that returns sends up to `max_batch` queued calls as the next batch.
-Low load costs no added latency; high load costs one request (and one durable store write) per batch.
+One more batch may go at once while the batches under way carry fewer than `overlap_below` payments:
+with few clients no companions are coming, and a payment should not wait a whole round trip for them
+(ChanStore writes it in the next group write, right after the one under way); at load the batches under
+way are larger, and payments queue for the next one. Low load costs no added latency; high load costs
+one request (and one durable store write) per batch.
 Every request travels on the lean keep-alive HTTP/1.1 transport of `paychan_runtime.http1`.
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -18,6 +23,7 @@ from typing import Any
 import orjson
 
 from chan_store.contract import (
+    PAYMENTS_CONTENT_TYPE,
     ChannelExistsAt,
     ChannelPage,
     ListQuery,
@@ -26,6 +32,8 @@ from chan_store.contract import (
     PaymentResult,
     StateConflict,
     StoreStats,
+    decode_payment_results,
+    encode_payments_request,
     outpoint_hex,
     parse_page,
     parse_payment_result,
@@ -51,6 +59,8 @@ from paychan_runtime.client import InternalClient
 
 __all__ = ["ChanStoreClient", "ChannelExistsAt", "PaymentApplied", "StateConflict"]
 
+log = logging.getLogger("paychan.chanstore.client")
+
 _Waiter = tuple[PaymentItem, asyncio.Future[PaymentResult]]
 _Sender = Callable[[Sequence[PaymentItem]], Awaitable[builtins.list[PaymentResult]]]
 
@@ -67,14 +77,16 @@ def _copy_error(err: PaychanError) -> PaychanError:
 class _PaymentBatcher:
     """Adaptive micro-batching of single payments into batch requests (see the module docstring)."""
 
-    def __init__(self, send: _Sender, max_in_flight: int, max_batch: int) -> None:
-        if max_in_flight < 1 or max_batch < 1:
-            raise ValueError("max_in_flight and max_batch must be >= 1")
+    def __init__(self, send: _Sender, max_in_flight: int, max_batch: int, overlap_below: int = 0) -> None:
+        if max_in_flight < 1 or max_batch < 1 or overlap_below < 0:
+            raise ValueError("max_in_flight and max_batch must be >= 1, overlap_below >= 0")
         self._send = send
         self._max_in_flight = max_in_flight
         self._max_batch = max_batch
+        self._overlap_below = overlap_below
         self._queue: deque[_Waiter] = deque()
         self._in_flight = 0
+        self._in_flight_items = 0  # payments carried by the batches under way
         self._tasks: set[asyncio.Task[None]] = set()
         self.batches_sent = 0
 
@@ -85,13 +97,19 @@ class _PaymentBatcher:
         self._pump()
         return await future
 
+    def _may_send(self) -> bool:
+        if self._in_flight < self._max_in_flight:
+            return True
+        return self._in_flight == self._max_in_flight and self._in_flight_items < self._overlap_below
+
     def _pump(self) -> None:
         loop = asyncio.get_running_loop()
-        while self._queue and self._in_flight < self._max_in_flight:
+        while self._queue and self._may_send():
             # Take the batch now, so that a request in flight never waits for a slot it does not need.
             count = min(len(self._queue), self._max_batch)
             batch = [self._queue.popleft() for _ in range(count)]
             self._in_flight += 1
+            self._in_flight_items += count
             task = loop.create_task(self._run(batch), name="chanstore-payments")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -117,6 +135,7 @@ class _PaymentBatcher:
                 if not future.done():  # only if _send broke its contract; never leave a caller hanging
                     future.set_exception(ServiceUnavailable("chan store payment batch failed"))
             self._in_flight -= 1
+            self._in_flight_items -= len(batch)
             self._pump()
 
 
@@ -124,10 +143,12 @@ class ChanStoreClient:
     """Async client of ChanStore; methods return core types and raise the typed errors of the store."""
 
     def __init__(self, base_url: str, token: str, *, unix_path: str | None = None, pool_size: int = 100,
-                 max_in_flight: int = 1, max_batch: int = 1000, timeout: float = 30.0) -> None:
+                 max_in_flight: int = 1, max_batch: int = 1000, overlap_below: int = 8, timeout: float = 30.0,
+                 binary: bool = True) -> None:
         self._http = InternalClient(base_url, token, unix_path=unix_path, pool_size=pool_size,
                                     timeout=timeout, name="chan store")
-        self._batcher = _PaymentBatcher(self._post_payments, max_in_flight, max_batch)
+        self._binary = binary  # payment batches in the binary format of chan_store.contract (else JSON)
+        self._batcher = _PaymentBatcher(self._post_payments, max_in_flight, max_batch, overlap_below)
 
     @property
     def batches_sent(self) -> int:
@@ -236,6 +257,25 @@ class ChanStoreClient:
         top = now if now is not None else items[0].now
         if top is None:
             raise InvalidInput("now is required")
+        if self._binary:
+            try:
+                raw = await self._http.request_bytes("POST", "/payments", encode_payments_request(items, top),
+                                                     PAYMENTS_CONTENT_TYPE)
+            except InvalidInput as err:
+                if err.code != "bad_json":
+                    raise
+                # A ChanStore older than the binary body refused it whole, before applying anything: resend
+                # this batch, and every later one, as JSON.
+                log.warning("chan store does not take binary payment batches; sending JSON")
+                self._binary = False
+            else:
+                try:
+                    decoded = decode_payment_results(raw)
+                    if len(decoded) != len(items):
+                        raise InvalidInput("one result per payment expected")
+                    return decoded
+                except InvalidInput as exc:
+                    raise _malformed("payments answer", exc) from None
         payments = []
         for item in items:
             encoded = payment_item_json(item)

@@ -5,11 +5,25 @@ Nothing outside ChanStore imports its internals: only this module and the client
 hex: a state is `ChannelState.serialize()` (the compact binary form the store keeps), an outpoint
 `OutPoint.serialize()` (72 hex characters), a client key 66. Integers are JSON integers: floats,
 booleans, negatives refused. Routes: see `chan_store.app`.
+
+`POST /payments` also takes a compact binary body (`PAYMENTS_CONTENT_TYPE`) and then answers in binary
+(`RESULTS_CONTENT_TYPE`); the JSON form stays accepted. Both formats are versioned, little-endian:
+
+    request  = version(1) = 1 | now: u64 | count: u32 | count x item
+    item     = outpoint(36) | change_value: u64 | sighash: u8 | flags: u8 (bit 0: own now) | der_len: u8
+               | [now: u64 if flags & 1] | der(der_len)
+    answer   = version(1) = 1 | count: u32 | count x result
+    result   = 1 | value_received: u64 | change_value: u64 | status: u8                 (applied)
+             | 0 | 3 x (len: u16 | UTF-8): error class, code, message                  (refused)
+
+Every field is checked as in the JSON form (the same limits); a malformed body is refused whole with
+InvalidInput code `bad_binary` (a JSON 400), before any payment is applied.
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -27,6 +41,8 @@ __all__ = [
     "MAX_SIGNATURE_BYTES",
     "MAX_STATE_BYTES",
     "MAX_TIME",
+    "PAYMENTS_CONTENT_TYPE",
+    "RESULTS_CONTENT_TYPE",
     "ChannelExistsAt",
     "ChannelPage",
     "CommitStats",
@@ -39,6 +55,10 @@ __all__ = [
     "check_count",
     "check_list_args",
     "check_payments_args",
+    "decode_payment_results",
+    "decode_payments_request",
+    "encode_payment_results",
+    "encode_payments_request",
     "error_json",
     "outpoint_hex",
     "page_json",
@@ -404,3 +424,142 @@ def parse_stats(body: object) -> StoreStats:
                           storage=CommitStats(**counters))
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(f"malformed stats: {exc!r}") from None
+
+
+# --------------------------------------------------------------------------- POST /payments, binary
+
+PAYMENTS_CONTENT_TYPE = "application/x-chanstore-payments"
+"""Content type of a binary `POST /payments` body (format in the module docstring)."""
+RESULTS_CONTENT_TYPE = "application/x-chanstore-results"
+"""Content type of the binary answer to a binary `POST /payments`."""
+_BINARY_VERSION = 1
+_REQUEST_HEAD = struct.Struct("<BQI")
+_ITEM = struct.Struct("<36sQBBB")
+_ANSWER_HEAD = struct.Struct("<BI")
+_APPLIED = struct.Struct("<BQQB")
+_U64 = struct.Struct("<Q")
+_U16 = struct.Struct("<H")
+_OWN_NOW = 1
+_STATUS_BY_VALUE = {status.value: status for status in Status}
+
+
+def _bad(what: str) -> InvalidInput:
+    return InvalidInput(f"malformed binary payments body: {what}", code="bad_binary")
+
+
+def encode_payments_request(items: Sequence[PaymentItem], now: int) -> bytes:
+    """The binary `POST /payments` body; an item whose `now` equals the call's travels without it."""
+    parts = [_REQUEST_HEAD.pack(_BINARY_VERSION, now, len(items))]
+    for item in items:
+        own = item.now is not None and item.now != now
+        parts.append(_ITEM.pack(item.outpoint.serialize(), item.change_value, item.sighash,
+                                _OWN_NOW if own else 0, len(item.der)))
+        if own:
+            parts.append(_U64.pack(item.now))
+        parts.append(item.der)
+    return b"".join(parts)
+
+
+def decode_payments_request(data: bytes) -> tuple[int, list[PaymentItem]]:
+    """(now, items) of a binary `POST /payments` body; InvalidInput (code bad_binary) if malformed."""
+    if len(data) < _REQUEST_HEAD.size:
+        raise _bad("truncated header")
+    version, now, count = _REQUEST_HEAD.unpack_from(data, 0)
+    if version != _BINARY_VERSION:
+        raise _bad(f"unknown version {version}")
+    check_count(now, "now", MAX_TIME)
+    if count > MAX_PAYMENTS:
+        raise InvalidInput(f"too many payments in one request (limit {MAX_PAYMENTS})", code="too_many_items")
+    pos = _REQUEST_HEAD.size
+    size = len(data)
+    items: list[PaymentItem] = []
+    for index in range(count):
+        if pos + _ITEM.size > size:
+            raise _bad(f"payments[{index}] truncated")
+        raw_outpoint, change_value, sighash, flags, der_len = _ITEM.unpack_from(data, pos)
+        pos += _ITEM.size
+        own_now = None
+        if flags == _OWN_NOW:
+            if pos + 8 > size:
+                raise _bad(f"payments[{index}] truncated")
+            own_now = _U64.unpack_from(data, pos)[0]
+            pos += 8
+        elif flags != 0:
+            raise _bad(f"payments[{index}] has unknown flags {flags}")
+        if not 0 < der_len <= MAX_SIGNATURE_BYTES or pos + der_len > size:
+            raise _bad(f"payments[{index}] signature length")
+        der = data[pos : pos + der_len]
+        pos += der_len
+        try:
+            items.append(PaymentItem(OutPoint.parse(raw_outpoint), change_value, der, sighash, own_now))
+        except InvalidInput as err:
+            raise InvalidInput(f"payments[{index}]: {err.message}", code=err.code) from None
+    if pos != size:
+        raise _bad("trailing bytes")
+    return now, items
+
+
+def _utf8(text: str) -> bytes:
+    data = text.encode("utf-8", "replace")
+    if len(data) > 0xFFFF:  # cut on a character boundary
+        data = data[:0xFFFF].decode("utf-8", "ignore").encode()
+    return _U16.pack(len(data)) + data
+
+
+def encode_payment_results(results: Sequence[PaymentResult]) -> bytes:
+    """The binary answer to a binary `POST /payments`: one result per item, in order."""
+    parts = [_ANSWER_HEAD.pack(_BINARY_VERSION, len(results))]
+    for result in results:
+        if isinstance(result, PaymentApplied):
+            parts.append(_APPLIED.pack(1, result.value_received, result.change_value, result.status.value))
+        else:
+            parts.append(b"\x00" + _utf8(type(result).__name__) + _utf8(result.code) + _utf8(result.message))
+    return b"".join(parts)
+
+
+def decode_payment_results(data: bytes) -> list[PaymentResult]:
+    """Inverse of encode_payment_results (client side); InvalidInput (code bad_binary) if malformed."""
+    if len(data) < _ANSWER_HEAD.size:
+        raise _bad("truncated answer")
+    version, count = _ANSWER_HEAD.unpack_from(data, 0)
+    if version != _BINARY_VERSION:
+        raise _bad(f"unknown answer version {version}")
+    if count > MAX_PAYMENTS:
+        raise _bad("too many results")
+    pos = _ANSWER_HEAD.size
+    size = len(data)
+    results: list[PaymentResult] = []
+    for index in range(count):
+        if pos >= size:
+            raise _bad(f"results[{index}] truncated")
+        kind = data[pos]
+        if kind == 1:
+            if pos + _APPLIED.size > size:
+                raise _bad(f"results[{index}] truncated")
+            _, received, change, status = _APPLIED.unpack_from(data, pos)
+            pos += _APPLIED.size
+            if status not in _STATUS_BY_VALUE:
+                raise _bad(f"results[{index}] has unknown status {status}")
+            results.append(PaymentApplied(check_amount(received, "value_received"),
+                                          check_amount(change, "change_value"), _STATUS_BY_VALUE[status]))
+        elif kind == 0:
+            pos += 1
+            texts: list[str] = []
+            for _ in range(3):
+                if pos + 2 > size:
+                    raise _bad(f"results[{index}] truncated")
+                length = _U16.unpack_from(data, pos)[0]
+                pos += 2
+                if pos + length > size:
+                    raise _bad(f"results[{index}] truncated")
+                try:
+                    texts.append(data[pos : pos + length].decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise _bad(f"results[{index}] is not UTF-8") from None
+                pos += length
+            results.append(error_from_json(*texts))
+        else:
+            raise _bad(f"results[{index}] has unknown kind {kind}")
+    if pos != size:
+        raise _bad("trailing bytes in answer")
+    return results

@@ -28,9 +28,11 @@ __all__ = [
     "outpoint_of_index_key",
     "raw_client_pubkey",
     "raw_exp_time",
+    "raw_index_fields",
     "raw_index_key_ok",
     "raw_outpoint",
     "raw_status",
+    "same_status",
     "status_key",
     "status_prefix",
 ]
@@ -90,6 +92,17 @@ def key_after(key: bytes) -> bytes:
 def raw_status(serialized: bytes) -> Status:
     """Status of a serialized ChannelState, without parsing the whole value."""
     return Status(serialized[_STATUS_AT])
+
+
+def same_status(serialized: bytes, other: bytes) -> bool:
+    """True if two serialized ChannelStates have the same status (one byte compared)."""
+    return serialized[_STATUS_AT] == other[_STATUS_AT]
+
+
+def raw_index_fields(serialized: bytes) -> bytes:
+    """The bytes of a serialized ChannelState that its index entries derive from (status, client key,
+    exp_time: contiguous in the head); equal bytes, equal index entries."""
+    return serialized[_STATUS_AT : _EXP_AT + _EXP.size]
 
 
 def raw_client_pubkey(serialized: bytes) -> bytes:

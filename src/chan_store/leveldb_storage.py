@@ -1,20 +1,23 @@
 """LevelDB adapter of the storage port (plyvel), with durable group commit.
 
-`commit()` queues its batch and waits. One drain task takes every batch queued at that moment (up to
-`max_batch`), writes them as ONE LevelDB write batch with `sync=True` in a dedicated writer thread, and
-only when that write has returned acknowledges each of them. Commits arriving meanwhile queue for the
-next write, so N concurrent writers cost far fewer than N fsyncs. A failed write fails its waiters and
+`commit()` queues its batch and waits. When no write is under way, every batch queued at that moment (up
+to `max_batch`) goes to the writer thread (a plain thread fed by a queue: no executor, no drain task, no
+future chaining), which writes them as ONE LevelDB write batch with `sync=True`; only when that write has
+returned are they acknowledged, in the event loop, and the batches queued meanwhile go at once as the next
+write. So N concurrent writers cost far fewer than N fsyncs. A failed write fails its waiters and
 every queued one, and leaves the storage fail-stop: the service restarts and reloads from disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -85,6 +88,7 @@ def crashing_writer(crash: Callable[[str], None], inner: BatchWriter = write_bat
 
 
 _Waiter = tuple[WriteBatch, asyncio.Future[None]]
+_Job = tuple[asyncio.AbstractEventLoop, list[WriteBatch]]
 
 
 class LevelDBStorage:
@@ -117,9 +121,11 @@ class LevelDBStorage:
         self._sync = sync
         self._max_batch = max_batch
         self._writer = writer
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leveldb-writer")
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # to the writer thread; None: stop
+        self._thread: threading.Thread | None = None  # started by the first write
         self._pending: deque[_Waiter] = deque()
-        self._drain_task: asyncio.Task[None] | None = None
+        self._writing: list[_Waiter] | None = None  # the group the writer thread is writing
+        self._drained: list[asyncio.Future[None]] = []  # close() waiting for the writes to end
         self._failure: BaseException | None = None
         self._closing = False
         self._closed = False
@@ -192,8 +198,9 @@ class LevelDBStorage:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((batch, future))
-        if self._drain_task is None:
-            self._drain_task = loop.create_task(self._drain(), name="leveldb-group-commit")
+        if self._writing is None:  # the commits of this loop iteration go together
+            self._writing = []
+            loop.call_soon(self._start_write, loop)
         await future
 
     def stats(self) -> CommitStats:
@@ -212,13 +219,16 @@ class LevelDBStorage:
         self._closing = True
         if self._closed:
             return
-        task = self._drain_task
-        if task is not None:
-            await asyncio.wait({task})  # never cancels the drain, even if close() is cancelled
+        if self._writing is not None:
+            drained: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._drained.append(drained)
+            await asyncio.wait({drained})  # never cancels the writes, even if close() is cancelled
         if self._closed:  # closed by a concurrent close() while we waited
             return
-        # Normally idle at this point; only a drain cancelled mid-write leaves the thread busy.
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(thread.join)
         if not self._closed:
             self._closed = True
             self._db.close()
@@ -227,44 +237,54 @@ class LevelDBStorage:
         if self._closed:
             raise StorageClosedError("storage is closed")
 
-    async def _drain(self) -> None:
-        """Write queued batches, group after group, until the queue is empty or a write fails."""
-        try:
-            while self._pending and self._failure is None:
-                size = min(len(self._pending), self._max_batch)
-                group = [self._pending.popleft() for _ in range(size)]
-                await self._write_group(group)
-        finally:
-            self._drain_task = None
+    def _start_write(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand every queued batch (up to max_batch) to the writer thread as one engine write."""
+        size = min(len(self._pending), self._max_batch)
+        group = [self._pending.popleft() for _ in range(size)]
+        self._writing = group
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._write_forever, name="leveldb-writer", daemon=True)
+            self._thread.start()
+        self._jobs.put((loop, [batch for batch, _ in group]))
 
-    async def _write_group(self, group: list[_Waiter]) -> None:
-        loop = asyncio.get_running_loop()
-        batches = [batch for batch, _ in group]
-        try:
-            seconds = await loop.run_in_executor(self._executor, self._timed_write, batches)
-        except asyncio.CancelledError:
-            self._fail(StorageError("group write interrupted"), group)
-            raise
-        except Exception as exc:  # noqa: BLE001 - any writer failure must reach the waiters, never a silent success
+    def _write_forever(self) -> None:
+        """The writer thread: one engine write per job, in order; each outcome goes back to the job's loop."""
+        while (job := self._jobs.get()) is not None:
+            loop, batches = job
+            started = time.perf_counter()
+            error: BaseException | None = None
+            try:
+                self._writer(self._db, batches, self._sync)
+            except BaseException as exc:  # noqa: BLE001 - any writer failure must reach the waiters, never a silent success
+                error = exc
+            seconds = time.perf_counter() - started
+            with contextlib.suppress(RuntimeError):  # RuntimeError: that loop is closed, nobody waits any more
+                loop.call_soon_threadsafe(self._written, seconds, error)
+
+    def _written(self, seconds: float, error: BaseException | None) -> None:
+        """In the loop: the group write returned; acknowledge (or fail) its batches, start the next one."""
+        group, self._writing = self._writing or [], None
+        if error is not None:
             # One line, no traceback: the store above logs the one CRITICAL line of the fail-stop.
-            logger.error("LevelDB group write of %d batches failed; storage is now fail-stop: %r", len(group), exc)
-            self._fail(exc, group)
-            return
-        self._commits += 1
-        self._writes += len(group)
-        self._last_batch_size = len(group)
-        self._max_batch_size = max(self._max_batch_size, len(group))
-        self._last_sync_seconds = seconds
-        self._total_sync_seconds += seconds
-        for _, future in group:
-            if not future.done():  # a cancelled caller's batch is written all the same
-                future.set_result(None)
-
-    def _timed_write(self, batches: Sequence[WriteBatch]) -> float:
-        """Run the writer (in the writer thread) and return how long it took."""
-        started = time.perf_counter()
-        self._writer(self._db, batches, self._sync)
-        return time.perf_counter() - started
+            logger.error("LevelDB group write of %d batches failed; storage is now fail-stop: %r", len(group), error)
+            self._fail(error, group)
+        else:
+            self._commits += 1
+            self._writes += len(group)
+            self._last_batch_size = len(group)
+            self._max_batch_size = max(self._max_batch_size, len(group))
+            self._last_sync_seconds = seconds
+            self._total_sync_seconds += seconds
+            for _, future in group:
+                if not future.done():  # a cancelled caller's batch is written all the same
+                    future.set_result(None)
+            if self._pending and self._failure is None:
+                self._start_write(asyncio.get_running_loop())
+                return
+        while self._drained:
+            drained = self._drained.pop()
+            if not drained.done():
+                drained.set_result(None)
 
     def _fail(self, exc: BaseException, group: list[_Waiter]) -> None:
         """Enter the fail-stop state: the group's outcome is unknown, the queued batches are refused."""

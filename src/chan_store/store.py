@@ -102,14 +102,21 @@ class _Staged:
 
 def _same_index(old: bytes, new: bytes) -> bool:
     """True if two serialized states have the same index entries (status, client key, expiry)."""
-    return (keys.raw_status(old) is keys.raw_status(new) and keys.raw_exp_time(old) == keys.raw_exp_time(new)
-            and keys.raw_client_pubkey(old) == keys.raw_client_pubkey(new))
+    return keys.raw_index_fields(old) == keys.raw_index_fields(new)
 
 
 def serialize_state(state: ChannelState) -> bytes:
     """The state's record; InvalidInput (not a crash) when a field does not fit its encoding."""
     try:
         return state.serialize()
+    except (struct.error, OverflowError, AttributeError, TypeError) as exc:
+        raise InvalidInput(f"channel state field out of range: {exc}") from None
+
+
+def _serialize_successor(state: ChannelState, previous: ChannelState, data: bytes) -> bytes:
+    """`serialize_state(state)`, from `data` (the record of `previous`) when `state` is its payment successor."""
+    try:
+        return state.serialize_after(previous, data)
     except (struct.error, OverflowError, AttributeError, TypeError) as exc:
         raise InvalidInput(f"channel state field out of range: {exc}") from None
 
@@ -282,7 +289,7 @@ class ChannelStore:
                 old, state = found
                 when = now if item.now is None else item.now
                 accepted = apply_payment(state, item.change_value, item.der, item.sighash, when)
-                new = serialize_state(accepted.state)
+                new = _serialize_successor(accepted.state, state, old)
             except PaychanError as err:
                 results.append(err)
                 continue
@@ -346,9 +353,11 @@ class ChannelStore:
 
     def _replace(self, op: bytes, old: bytes | None, state: ChannelState, new: bytes) -> None:
         """Make `state` the channel's latest state in memory (kept until durable, and cached if not closed)."""
-        if old is not None:
+        if old is None:
+            self._counts[state.status] += 1
+        elif not keys.same_status(old, new):
             self._counts[keys.raw_status(old)] -= 1
-        self._counts[state.status] += 1
+            self._counts[state.status] += 1
         self._dirty[op] = new
         if state.status in _LIVE:
             self._remember(op, new, state)

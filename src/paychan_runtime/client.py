@@ -46,6 +46,7 @@ class InternalClient:
         self._host, self._port, self._unix_path = url.hostname, url.port or 80, unix_path
         self._netloc, self._prefix = url.netloc, url.path.rstrip("/")
         self._headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+        self._typed_headers: dict[str, dict[str, str]] = {}
         self._timeout = timeout
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: list[Http1Connection] = []
@@ -63,6 +64,18 @@ class InternalClient:
         target = self._prefix + path + ("?" + urlencode(params) if params else "")
         status, raw = await self._exchange(build_request(method, target, self._netloc, data, self._headers))
         return decode_answer(status, raw, self.name)
+
+    async def request_bytes(self, method: str, path: str, body: bytes, content_type: str) -> bytes:
+        """Send a raw `body` of `content_type`; return the raw body of a 200 answer, or raise the typed error
+        of an error answer (those are JSON)."""
+        headers = self._typed_headers.get(content_type)
+        if headers is None:
+            headers = self._typed_headers[content_type] = {**self._headers, "Content-Type": content_type}
+        status, raw = await self._exchange(build_request(method, self._prefix + path, self._netloc, body, headers))
+        if status != 200:
+            decode_answer(status, raw, self.name)  # raises the error it carries
+            raise ServiceUnavailable(f"{self.name} answered status {status}")
+        return raw
 
     async def _exchange(self, request: bytes) -> tuple[int, bytes]:
         conn: Http1Connection | None = None

@@ -27,22 +27,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 async def read_json(request: web.Request, max_bytes: int = 65536) -> Any:
     """Read and parse a JSON body, bounded in size; InvalidInput on anything malformed."""
-    length = request.content_length
-    if length is not None and length > max_bytes:
-        raise InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
-    body = bytearray()
-    content = request.content
-    if length and not content.at_eof():  # the usual case: one read, no async iteration
-        try:
-            body += await content.readexactly(length)
-        except asyncio.IncompleteReadError as exc:
-            body += exc.partial  # not a Content-Length body (e.g. decompressed); the loop below decides
-    if not content.at_eof():  # chunked or Content-Encoding: the decoded body is not bounded by Content-Length
-        async for chunk in content.iter_any():
-            body += chunk
-            if len(body) > max_bytes:
-                raise InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
-    return parse_json(body)
+    return parse_json(await read_body(request, max_bytes))
 
 
 def parse_json(body: bytes | bytearray) -> Any:
@@ -51,6 +36,29 @@ def parse_json(body: bytes | bytearray) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise InvalidInput("request body is not valid JSON", code="bad_json") from None
+
+
+async def read_body(request: web.Request, max_bytes: int = 65536) -> bytes:
+    """Read the raw body, bounded in size (InvalidInput `body_too_large` beyond `max_bytes`)."""
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
+    body = bytearray()
+    content = request.content
+    if length and not content.at_eof():  # the usual case: one read, no async iteration
+        try:
+            first = await content.readexactly(length)
+        except asyncio.IncompleteReadError as exc:
+            first = exc.partial  # not a Content-Length body (e.g. decompressed); the loop below decides
+        if content.at_eof():
+            return first
+        body += first
+    if not content.at_eof():  # chunked or Content-Encoding: the decoded body is not bounded by Content-Length
+        async for chunk in content.iter_any():
+            body += chunk
+            if len(body) > max_bytes:
+                raise InvalidInput(f"request body too large (limit {max_bytes} bytes)", code="body_too_large")
+    return bytes(body)
 
 
 def internal_error_body(err: PaychanError) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Fuzz the stored-state codec (ChannelState.parse) and ChanStore's raw field readers: an accepted state
-re-serializes to its input, and the raw readers of chan_store.keys agree with the full parse."""
+re-serializes to its input, the raw readers of chan_store.keys agree with the full parse, and a payment's
+record patched in place (ChannelState.serialize_after) equals its full encoding."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ def harness(data: bytes) -> None:
     assert keys.raw_client_pubkey(data) == state.client_pubkey and keys.raw_outpoint(data) == op
     status_key = keys.index_keys(op, data)[1]
     assert keys.raw_index_key_ok(status_key, op, data)
+    assert keys.raw_index_fields(data) == bytes([state.status.value]) + state.client_pubkey + data[36:40]
+    if state.payment_count < 0xFFFFFFFF:  # ChanStore's payment path: the patched record is the full encoding
+        paid = state.with_payment(state.change_value // 2, data[:72] or b"\x30", len(data) & 0xFF, state.open_time)
+        assert paid.serialize_after(state, data) == paid.serialize()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGETS = ("wire_v1", "wire_v2", "wire_v23", "der", "tx", "state", "config", "chanstore", "signer")
+TARGETS = ("wire_v1", "wire_v2", "wire_v23", "der", "tx", "state", "config", "chanstore", "chanstore_binary",
+           "signer")
 _DONE = re.compile(r"#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
 _STAT = re.compile(r"stat::number_of_executed_units: (\d+)")
 _CRASH = re.compile(r"Test unit written to (\S+)")

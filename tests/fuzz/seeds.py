@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from chan_store.contract import PaymentApplied, PaymentItem, encode_payment_results, encode_payments_request
 from paychan_common.address import Address
 from paychan_common.channel import ChannelParams, PaymentVerifier, debug_funding, sign_payment
+from paychan_common.errors import InvalidPayment
 from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
 from paychan_common.payment import Payment
@@ -85,6 +87,20 @@ def chanstore_bodies() -> list[bytes]:
     return [_json({"now": 1_700_000_100, "payments": [item, dict(item, now=5)]}),
             _json({"state": state.serialize().hex()}),
             _json({"expected": hashlib.sha256(state.serialize()).hexdigest(), "state": state.serialize().hex()})]
+
+
+def chanstore_binary_bodies() -> list[bytes]:
+    """ChanStore's binary payment batches (one valid for the first sample state, one with a payment's own
+    time) and a binary answer with an applied payment and an error."""
+    ch = test_channel()
+    state = sample_states()[0]
+    sig = ch.sign(state.change_value - 1)
+    items = [PaymentItem(ch.op, state.change_value - 1, sig.der, sig.sighash),
+             PaymentItem(ch.op, state.change_value - 2, sig.der, sig.sighash, 5)]
+    answer = [PaymentApplied(1, state.change_value - 1, Status.OPEN),
+              InvalidPayment("out of order", code="out_of_order")]
+    return [encode_payments_request(items, 1_700_000_100), encode_payments_request([], 1),
+            encode_payment_results(answer)]
 
 
 def signer_bodies() -> list[bytes]:

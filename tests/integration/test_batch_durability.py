@@ -43,9 +43,11 @@ class Harness:
         self.fatal = fatal
         self.url = str(server.make_url(""))
 
-    def client(self) -> ChanStoreClient:
-        """A ChanStoreClient on the app with one request in flight at a time (so payments coalesce)."""
-        return ChanStoreClient(self.url, AUTH["Authorization"].removeprefix("Bearer "), max_in_flight=1)
+    def client(self, overlap_below: int = 0) -> ChanStoreClient:
+        """A ChanStoreClient on the app with one request in flight at a time (so payments coalesce), and
+        one more while those in flight carry fewer than `overlap_below` payments."""
+        return ChanStoreClient(self.url, AUTH["Authorization"].removeprefix("Bearer "), max_in_flight=1,
+                               overlap_below=overlap_below)
 
     @staticmethod
     def pay(client: ChanStoreClient, chan: StoredChannel, value: int) -> asyncio.Task[PaymentApplied]:
@@ -145,6 +147,33 @@ async def test_coalesced_client_payments_wait_for_the_sync(harness: Harness, sto
     assert all(isinstance(r, PaymentApplied) and r.value_received == 1 for r in results)
     assert client.batches_sent == 2  # one request for the first, one for the seven that queued
     assert [sync for _, sync in h.writer.calls[-2:]] == [True, True]
+
+
+async def test_an_overlapping_batch_waits_for_its_own_sync(harness: Harness) -> None:
+    """Few payments: a second batch goes while the first one's write is blocked; ChanStore queues it for
+    the next write, and neither is answered before the write carrying it returned."""
+    h, client = harness, harness.client(overlap_below=3)
+    try:
+        async with ClientSession() as session:
+            chans = await open_channels(h, session, 8)
+        h.writer.close()
+        first = h.pay(client, chans[0], 1)
+        await h.writer.wait_entered()
+        second = h.pay(client, chans[1], 1)
+        for _ in range(20):  # the second request reaches ChanStore and queues behind the blocked write
+            await asyncio.sleep(0.01)
+        assert client.batches_sent == 2
+        rest = [h.pay(client, c, 1) for c in chans[2:]]  # 2 batches in flight: these queue
+        await assert_pending(first, second, *rest)
+        assert client.batches_sent == 2
+        h.writer.gate.set()
+        results = await asyncio.gather(first, second, *rest)
+        assert all(isinstance(r, PaymentApplied) and r.value_received == 1 for r in results)
+        assert client.batches_sent == 3  # the six that queued went together
+        assert h.writer.calls[-3:] == [(1, True), (1, True), (6, True)]  # one synced write per batch, in order
+    finally:
+        h.writer.gate.set()
+        await client.close()
 
 
 async def test_a_failed_synced_write_acknowledges_none_of_its_batch(harness: Harness,

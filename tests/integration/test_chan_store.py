@@ -548,6 +548,9 @@ def test_raw_accessors_agree_with_parse(status: Status) -> None:
     assert keys.raw_client_pubkey(data) == state.client_pubkey
     assert keys.raw_exp_time(data) == 0xFFFFFFFF
     assert keys.raw_outpoint(data) == op
+    assert keys.raw_index_fields(data) == bytes([status.value]) + state.client_pubkey + b"\xff\xff\xff\xff"
+    other = Status.CLOSED if status is Status.OPEN else Status.OPEN
+    assert keys.same_status(data, data) and not keys.same_status(data, with_status(state, other, "").serialize())
     client_key, status_key = keys.index_keys(op, data)
     assert client_key == b"k" + state.client_pubkey + op
     assert status_key == b"s" + bytes([status.value]) + b"\xff\xff\xff\xff" + op

@@ -23,9 +23,13 @@ from chan_store.app import create_app
 from chan_store.client import ChanStoreClient
 from chan_store.config import StoreConfig
 from chan_store.contract import (
+    PAYMENTS_CONTENT_TYPE,
+    RESULTS_CONTENT_TYPE,
     ChannelExistsAt,
     PaymentApplied,
     StateConflict,
+    decode_payment_results,
+    encode_payments_request,
     outpoint_hex,
     payment_item_json,
     state_digest,
@@ -284,6 +288,106 @@ async def test_payments_too_many_items(client: Client) -> None:
                        "too_many_items")
 
 
+async def test_payments_binary_body_is_answered_in_binary(client: Client) -> None:
+    chan, gone = make_channel(1), make_channel(2)
+    await create(client, chan.state)
+    start = chan.state.change_value
+    items = [chan.pay(start - 100, OPENED_AT), chan.pay(start - 50, OPENED_AT + 5), gone.pay(1),
+             chan.pay(start - 300, OPENED_AT + 7)]
+    resp = await client.post("/payments", data=encode_payments_request(items, OPENED_AT),
+                             headers=AUTH | {"Content-Type": PAYMENTS_CONTENT_TYPE})
+    assert resp.status == 200 and resp.content_type == RESULTS_CONTENT_TYPE
+    results = decode_payment_results(await resp.read())
+    assert results[0] == PaymentApplied(100, start - 100, Status.OPEN)
+    assert isinstance(results[1], InvalidPayment) and results[1].code == "out_of_order"
+    assert isinstance(results[2], ChannelNotFound)
+    assert results[3] == PaymentApplied(200, start - 300, Status.OPEN)
+    resp = await client.get("/channels/" + outpoint_hex(chan.outpoint), headers=AUTH)
+    stored = ChannelState.parse(bytes.fromhex((await resp.json())["state"]))
+    assert stored.change_value == start - 300 and stored.last_payment_time == OPENED_AT + 7
+
+
+def _binary_body() -> bytes:
+    chan = make_channel(1)
+    return encode_payments_request([chan.pay(chan.state.change_value - 1)], OPENED_AT)
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"{}", b"\x02" + _binary_body()[1:], _binary_body()[:-1], _binary_body() + b"\x00",
+    _binary_body()[:9] + b"\x02" + _binary_body()[10:],  # count 2, one item
+    _binary_body()[:13 + 36 + 8 + 1] + b"\x04" + _binary_body()[13 + 36 + 8 + 2:],  # unknown flags
+    _binary_body()[:13 + 36 + 8 + 2] + b"\x00" + _binary_body()[13 + 36 + 8 + 3:],  # empty signature
+])
+async def test_payments_malformed_binary_gets_a_json_400_and_changes_nothing(client: Client, body: bytes) -> None:
+    chan = make_channel(1)
+    await create(client, chan.state)
+    resp = await client.post("/payments", data=body, headers=AUTH | {"Content-Type": PAYMENTS_CONTENT_TYPE})
+    error = await assert_error(resp, 400, "InvalidInput")
+    assert error["error"]["code"] in {"bad_binary", "invalid_input"}
+    resp = await client.get("/channels/" + outpoint_hex(chan.outpoint), headers=AUTH)
+    assert (await resp.json())["state"] == state_hex(chan.state)
+
+
+async def test_client_falls_back_to_json_for_a_store_without_binary_batches(
+        aiohttp_server: AiohttpServer, tmp_path: Path, fatal: FatalRecorder) -> None:
+    """A ChanStore older than the binary body read every body as JSON: it refused the binary one whole
+    (400 bad_json) before applying anything; the client resends that batch, and all later ones, as JSON."""
+    refused: list[str] = []
+
+    @web.middleware
+    async def json_only(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/payments" and request.content_type != "application/json":
+            refused.append(request.content_type)
+            return web.json_response({"error": {"class": "InvalidInput", "code": "bad_json",
+                                                "message": "request body is not valid JSON"}}, status=400)
+        return await handler(request)
+
+    app = create_app(store_config(tmp_path), storage_factory=lambda _c: MemoryStorage(), on_fatal=fatal)
+    app.middlewares.insert(0, json_only)
+    server = await aiohttp_server(app)
+    chan_client = ChanStoreClient(str(server.make_url("")), TOKEN)
+    try:
+        chan = make_channel(1)
+        await chan_client.create(chan.state)
+        start = chan.state.change_value
+        for i in range(3):
+            pay = chan.pay(start - 10 * (i + 1))
+            applied = await chan_client.apply_payment(pay.outpoint, pay.change_value, pay.der, pay.sighash,
+                                                      OPENED_AT)
+            assert applied == PaymentApplied(10, start - 10 * (i + 1), Status.OPEN)
+        assert refused == [PAYMENTS_CONTENT_TYPE]  # asked once, then JSON only
+    finally:
+        await chan_client.close()
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+async def test_client_payments_on_the_postgres_engine(aiohttp_server: AiohttpServer, tmp_path: Path,
+                                                      fatal: FatalRecorder, pg_server: Any, binary: bool) -> None:
+    """The same POST /payments, both body formats, answered by the PostgreSQL engine through the app."""
+    name = f"app_{'bin' if binary else 'json'}_{random.randrange(1 << 30)}"
+    pg_server.psql(f"CREATE DATABASE {name}")
+    dsn = pg_server.dsn.replace(f"/{pg_server.database}?", f"/{name}?")
+    config = store_config(tmp_path)
+    config = config.model_copy(update={"storage": type(config.storage).model_validate(
+        {"engine": "postgres", "dsn": dsn})})
+    server = await aiohttp_server(create_app(config, on_fatal=fatal))
+    chan_client = ChanStoreClient(str(server.make_url("")), TOKEN, binary=binary)
+    try:
+        chan = make_channel(1)
+        await chan_client.create(chan.state)
+        start = chan.state.change_value
+        items = [chan.pay(start - 100), chan.pay(start - 50), make_channel(2).pay(1), chan.pay(start - 300)]
+        results = await chan_client.apply_payments(items, OPENED_AT)
+        assert results[0] == PaymentApplied(100, start - 100, Status.OPEN)
+        assert isinstance(results[1], InvalidPayment) and results[1].code == "out_of_order"
+        assert isinstance(results[2], ChannelNotFound)
+        assert results[3] == PaymentApplied(200, start - 300, Status.OPEN)
+        stored = await chan_client.get(chan.outpoint)
+        assert stored is not None and stored.change_value == start - 300 and stored.payment_count == 3
+    finally:
+        await chan_client.close()
+
+
 # --------------------------------------------------------------------------- compare-and-set
 
 
@@ -347,13 +451,14 @@ async def test_app_fail_stop_answers_error_and_calls_hook(aiohttp_client: Aiohtt
 # --------------------------------------------------------------------------- ChanStoreClient
 
 
-@pytest.fixture
-async def store_client(aiohttp_server: AiohttpServer, tmp_path: Path, fatal: FatalRecorder
-                       ) -> AsyncIterator[ChanStoreClient]:
-    """A ChanStoreClient talking to the app over TCP (MemoryStorage behind it)."""
+@pytest.fixture(params=["binary", "json"])
+async def store_client(aiohttp_server: AiohttpServer, tmp_path: Path, fatal: FatalRecorder,
+                       request: pytest.FixtureRequest) -> AsyncIterator[ChanStoreClient]:
+    """A ChanStoreClient talking to the app over TCP (MemoryStorage behind it), payment batches in either
+    body format."""
     app = create_app(store_config(tmp_path), storage_factory=lambda _c: MemoryStorage(), on_fatal=fatal)
     server = await aiohttp_server(app)
-    chan_client = ChanStoreClient(str(server.make_url("")), TOKEN)
+    chan_client = ChanStoreClient(str(server.make_url("")), TOKEN, binary=request.param == "binary")
     yield chan_client
     await chan_client.close()
 
@@ -451,7 +556,7 @@ def _unused_port() -> int:
 
 
 async def test_client_transport_failure_fails_every_caller() -> None:
-    chan_client = ChanStoreClient(f"http://127.0.0.1:{_unused_port()}", TOKEN, max_in_flight=1)
+    chan_client = ChanStoreClient(f"http://127.0.0.1:{_unused_port()}", TOKEN, max_in_flight=1, overlap_below=0)
     try:
         item = make_channel(1).pay(5)
         outcomes = await asyncio.gather(

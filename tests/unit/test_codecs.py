@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 from dataclasses import replace
 from typing import Any
 
@@ -554,3 +555,26 @@ def test_v2_network_independence_of_parser() -> None:
     """The parser keeps change_address as text; validation against the network happens in the rules."""
     pd = {**_VALID_BODY["payment_data"], "change_address": h.B_P2SH_LIVE}
     assert parse_v2_payment(pd).change_address == h.B_P2SH_LIVE
+
+
+@fast(300)
+@given(state=states(), change=st.integers(0, U64), sig=st.binary(min_size=1, max_size=80),
+       sighash=st.integers(0, 255), now=st.integers(-(2**63), 2**63 - 1),
+       address=st.one_of(st.none(), st.text(max_size=90)))
+def test_with_payment_and_serialize_after_equal_replace_and_serialize(
+        state: ChannelState, change: int, sig: bytes, sighash: int, now: int, address: str | None) -> None:
+    script = None if address is None else address.encode()
+    paid = state.with_payment(change, sig, sighash, now, change_address=address, change_script=script)
+    assert paid == replace(state, change_value=change, signature=sig, sighash=sighash,
+                           payment_count=state.payment_count + 1, last_payment_time=now,
+                           change_address=state.change_address if address is None else address,
+                           change_script=state.change_script if script is None else script)
+    try:
+        expected = paid.serialize()
+    except struct.error:  # payment_count past u32: both refuse it
+        with pytest.raises(struct.error):
+            paid.serialize_after(state, state.serialize())
+        return
+    assert paid.serialize_after(state, state.serialize()) == expected
+    other = replace(paid, status=Status.CLOSED)  # not a payment's successor: the full encoding
+    assert other.serialize_after(state, state.serialize()) == other.serialize()
