@@ -346,7 +346,7 @@ def main() -> int:
                     help="start the payments only once ChanStore's background start-up check has passed")
     ap.add_argument("--pg-base", metavar="DIR",
                     help="with --engine postgres: start (and afterwards stop, not delete) this pre-filled cluster "
-                         "(tests/support/postgres.py layout: DIR/data, DIR/sock); pay with -- --existing DB.json")
+                         "(tests/support/postgres.py layout: DIR/data, DIR/sock); pay with --existing DB.json")
     ap.add_argument("--fresh-channels", action="store_true",
                     help="with --store-db: open fresh channels instead of paying on the pre-generated ones")
     ap.add_argument("--quiet-wait", type=float, default=300.0,
