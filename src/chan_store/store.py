@@ -3,8 +3,8 @@
 Memory holds the states written but not yet durable, and a bounded LRU of the most recently used open
 and closing channels (serialized and parsed); any other state is read from storage when needed (spec 12
 item 11: memory is bounded by the cache size, not by the number of channels; start-up counts the status
-index and checks each open or closing entry against its stored state, keeping none). States are keyed by
-the 36-byte outpoint.
+index, then checks both indexes against every stored state in one sequential pass, keeping none: see
+`ChannelStore.load`). States are keyed by the 36-byte outpoint.
 
 Every mutation checks and updates memory synchronously, then hands ONE batch to the storage; its caller
 is answered only once that batch is durable. Memory may run ahead of disk, never the other way: a read

@@ -560,6 +560,11 @@ def test_raw_accessors_agree_with_parse(status: Status) -> None:
     assert keys.raw_index_key_ok(status_key, op, data)
     assert not keys.raw_index_key_ok(keys.status_key(status, 5, op), op, data)
     assert not keys.raw_index_key_ok(status_key, op, data[:100])
+    assert keys.raw_index_keys(op, data) == (client_key, status_key)
+    assert keys.raw_index_keys(make_channel(4).outpoint.serialize(), data) is None  # not its own state
+    assert keys.raw_index_keys(op, data[:120]) is None
+    assert keys.raw_index_keys(op, b"\x02" + data[1:]) is None  # another format version
+    assert keys.raw_index_keys(op, data[:2] + b"\x09" + data[3:]) is None  # no such status
 
 
 @pytest.mark.parametrize("damage", ["missing", "wrong_status", "wrong_expiry"])
