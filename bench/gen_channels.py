@@ -13,10 +13,11 @@ we just made (50 us of a ~120 us channel); every SAMPLE-th channel (and the firs
 Two phases, so that LevelDB never compacts: (1) `--procs` worker processes compute the records and append
 them to bucket files (by key space and the key's first random byte, so bucket order is key order); (2) the
 main process reads each bucket, sorts it and writes it to LevelDB in ascending key order, in unsynced
-batches, the last one synced. Ascending writes make every memtable flush a file that overlaps nothing,
-which LevelDB moves down the levels without rewriting it. The keys are ChanStore's own (chan_store.keys:
-the state under `c`, the client-key and status/expiry index entries). A sidecar DIR.json records the seed,
-count, exp_time, open price and server key, so that `bench_payments.py --existing DIR.json` can pay on them.
+batches of 10,000 records, then one synced write. Ascending writes make every memtable flush a file that
+overlaps nothing, which LevelDB moves down the levels without rewriting it. The keys are ChanStore's own
+(chan_store.keys: the state under `c`, the client-key and status/expiry index entries). A sidecar DIR.json
+records the seed, count, exp_time, open price and server key, so that `bench_payments.py --existing
+DIR.json` can pay on them.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ DEBUG_SERVER_PUBKEY = "0225b3aaf58992a8cc909522c2ec859ef218fd29fda0a6723cfb4e052
 CHUNK = 10_000
 SAMPLE = 1000  # every SAMPLE-th channel goes through open_state (signature verified) and must match
 BUCKETS = 64
+WRITE_BATCH = 10_000  # records per LevelDB write (~3 MiB of states): tables stay near the 4 MiB memtable size
 SPACES = (keys.CHANNEL, keys.CLIENT, keys.STATUS)  # key order: c < k < s
 _HEAD = struct.Struct("<BH")  # key length, value length
 
@@ -286,15 +288,17 @@ def main() -> int:
                 records = _read_bucket(sorted(parts.glob(f"w*-{space.decode()}-{bucket:02d}")))
                 if records and records[0][0] <= last_key:
                     raise AssertionError("bucket order is not key order")
-                final = space == SPACES[-1] and bucket == BUCKETS - 1
-                with db.write_batch(sync=final) as batch:  # the last write is synced: all before it is durable
-                    for key, value in records:
-                        batch.put(key, value)
+                for at in range(0, len(records), WRITE_BATCH):  # a batch lands in one memtable, so in one table
+                    with db.write_batch() as batch:
+                        for key, value in records[at:at + WRITE_BATCH]:
+                            batch.put(key, value)
                 if records:
                     last_key = records[-1][0]
                 written += len(records)
             print(f"phase 2: {space.decode()} written, {written:,} keys ({time.perf_counter() - started:.0f} s)",
                   file=sys.stderr, flush=True)
+        with db.write_batch(sync=True):  # an empty synced write: every write before it is durable
+            pass
     finally:
         db.close()
     if written != 3 * args.count:
