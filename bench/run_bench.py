@@ -56,12 +56,33 @@ def _parse_set(text: str) -> tuple[str, str, str, Any]:
     return parts[0], parts[1], parts[2], value
 
 
+def copy_store(source: Path, target: Path) -> None:
+    """A working copy of a LevelDB directory: table files (*.ldb, *.sst) hard-linked (LevelDB never changes
+    one once written, it only deletes obsolete ones), the rest (log, manifest, CURRENT) copied."""
+    target.mkdir(mode=0o700)
+    for item in source.iterdir():
+        if item.suffix in (".ldb", ".sst"):
+            os.link(item, target / item.name)
+        elif item.is_file():
+            shutil.copy2(item, target / item.name)
+
+
+def rss_kib(pid: int) -> dict[str, int]:
+    """VmRSS, RssAnon, RssFile (KiB) of a process."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            found[name] = int(value.split()[0])
+    return found
+
+
 class Stack:
     """ChanStore + SigningService + PayChanServer on a temporary copy of the debug config."""
 
     def __init__(self, root: Path, *, workers: int, sync: bool, unix: bool, sets: Sequence[str],
                  store_db: Path | None = None, config_dir: Path = DEBUG, engine: str = "leveldb",
-                 stores: int = 1) -> None:
+                 stores: int = 1, pg_base: Path | None = None) -> None:
         self.root = root
         self.port = reserve_port()
         store_port, signer_port = reserve_port(), reserve_port()
@@ -70,7 +91,8 @@ class Stack:
             sys.path.insert(0, str(ROOT))
             from tests.support.postgres import PostgresServer
 
-            self.pg = PostgresServer()
+            self.pg = PostgresServer(pg_base)  # None: a throw-away cluster; else one kept (pre-filled)
+        self.pg_kept = pg_base is not None
         token = str(root / "internal.token")
         cfg = {name: tomllib.loads((config_dir / f"{name}.toml").read_text())
                for name in ("store", "signing", "server")}
@@ -78,7 +100,7 @@ class Stack:
         cfg["store"]["auth"]["token_file"] = token
         cfg["store"]["storage"].update(path=str(root / "chanstore"), sync=sync)
         if store_db is not None:
-            shutil.copytree(store_db, root / "chanstore")
+            copy_store(store_db, root / "chanstore")
         cfg["signing"]["listen"]["port"] = signer_port
         cfg["signing"]["auth"]["token_file"] = token
         cfg["signing"]["key"]["file"] = str(root / "server.key")
@@ -159,6 +181,19 @@ class Stack:
             self._wait("server", f"http://127.0.0.1:{self.port}/health")
         return store_start
 
+    def wait_store_check(self, timeout: float = 1800.0) -> float:
+        """Wait until ChanStore logs the end of its background start-up check; seconds waited."""
+        began = time.monotonic()
+        log = self.root / "store.log"
+        while time.monotonic() - began < timeout:
+            text = log.read_text(errors="replace")
+            if "start-up check passed" in text:
+                return time.monotonic() - began
+            if "start-up check:" in text or self.procs["store"].poll() is not None:
+                raise RuntimeError(f"ChanStore's start-up check failed; see {log}")
+            time.sleep(0.2)
+        raise RuntimeError("ChanStore's start-up check did not finish")
+
     def store_rss_mib(self) -> float:
         """ChanStore's resident set size (VmRSS), MiB."""
         for line in Path(f"/proc/{self.procs['store'].pid}/status").read_text().splitlines():
@@ -191,7 +226,10 @@ class Stack:
             if p is not None:
                 terminate(p, grace=30)
         if self.pg is not None:
-            self.pg.remove()
+            if self.pg_kept:
+                self.pg.stop()
+            else:
+                self.pg.remove()
 
 
 def _start_profilers(stack: Stack, where: Path, index: int) -> list[subprocess.Popen[bytes]]:
@@ -234,10 +272,16 @@ def one_run(args: argparse.Namespace, bench_args: list[str], index: int) -> dict
     root = Path(tempfile.mkdtemp(prefix="paychan-bench-"))
     store_db = Path(args.store_db) if args.store_db else None
     stack = Stack(root, workers=args.workers, sync=not args.no_sync, unix=args.unix, sets=args.set,
-                  store_db=store_db, config_dir=Path(args.config_dir), engine=args.engine, stores=args.stores)
+                  store_db=store_db, config_dir=Path(args.config_dir), engine=args.engine, stores=args.stores,
+                  pg_base=Path(args.pg_base) if args.pg_base else None)
     try:
         store_start = stack.start(args.workers)
         rss_start = stack.store_rss_mib()
+        rss_detail_start = rss_kib(stack.procs["store"].pid)
+        check_s = None
+        if args.wait_store_check and args.engine == "leveldb":
+            check_s = stack.wait_store_check()
+        rss_detail_checked = rss_kib(stack.procs["store"].pid)
         if "--ref-workers" not in bench_args:  # the bare aiohttp reference runs as many processes as the server
             bench_args = [*bench_args, "--ref-workers", str(args.workers)]
         if store_db is not None and not args.fresh_channels and "--existing" not in bench_args:
@@ -260,6 +304,9 @@ def one_run(args: argparse.Namespace, bench_args: list[str], index: int) -> dict
         result["busy_cores_before"] = None if busy_before is None else round(busy_before, 2)
         result["store"] = {"start_s": round(store_start, 3), "rss_mib_after_start": round(rss_start, 1),
                            "rss_mib_after_run": round(stack.store_rss_mib(), 1),
+                           "rss_kib_after_start": rss_detail_start, "check_waited_s": check_s,
+                           "rss_kib_after_check": rss_detail_checked,
+                           "rss_kib_after_run": rss_kib(stack.procs["store"].pid),
                            "preloaded_db": None if store_db is None else str(store_db)}
         result["config"].update(workers=args.workers, sync=not args.no_sync, unix=args.unix, sets=args.set,
                                 engine=args.engine, stores=args.stores)
@@ -295,6 +342,11 @@ def main() -> int:
     ap.add_argument("--profile", metavar="DIR", help="sample every service with py-spy into DIR (collapsed stacks)")
     ap.add_argument("--config-dir", default=str(DEBUG), help="debug config to copy (default config/debug)")
     ap.add_argument("--store-db", metavar="DIR", help="start ChanStore on a copy of this LevelDB (gen_channels.py)")
+    ap.add_argument("--wait-store-check", action="store_true",
+                    help="start the payments only once ChanStore's background start-up check has passed")
+    ap.add_argument("--pg-base", metavar="DIR",
+                    help="with --engine postgres: start (and afterwards stop, not delete) this pre-filled cluster "
+                         "(tests/support/postgres.py layout: DIR/data, DIR/sock); pay with --existing DB.json")
     ap.add_argument("--fresh-channels", action="store_true",
                     help="with --store-db: open fresh channels instead of paying on the pre-generated ones")
     ap.add_argument("--quiet-wait", type=float, default=300.0,
@@ -331,7 +383,10 @@ def main() -> int:
               + f", generator {1e6 * r['generator_cpu_s'] / r['payments']:.0f}; foreign CPU {r.get('foreign_cpu_s')} s"
               + _batching(r.get("store_stats", {}), r["payments"])
               + (f" | ChanStore start {r['store']['start_s']:.2f} s, RSS {r['store']['rss_mib_after_start']:.0f} -> "
-                 f"{r['store']['rss_mib_after_run']:.0f} MiB"),
+                 f"{r['store']['rss_mib_after_run']:.0f} MiB")
+              + (f", check {r['store']['check_waited_s']:.1f} s more" if r["store"]["check_waited_s"] else "")
+              + " | RSS after run "
+              + ", ".join(f"{k} {v / 1024:.0f}" for k, v in r["store"]["rss_kib_after_run"].items()) + " MiB",
               file=sys.stderr, flush=True)
     ordered = sorted(runs, key=lambda r: r["payments_per_second"])
     median = dict(ordered[(len(ordered) - 1) // 2]) if len(ordered) % 2 else dict(ordered[len(ordered) // 2 - 1])

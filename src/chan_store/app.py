@@ -223,12 +223,15 @@ def create_app(config: StoreConfig, *, storage_factory: StorageFactory | None = 
         storage = InstrumentedStorage(factory(config), metrics)
         try:
             store = ChannelStore(storage, cache_size=config.storage.cache_size, on_fatal=on_fatal)
-            store.load()
+            store.load(background_check=True)  # serves while it checks the indexes (docs/STORAGE.md)
             app[STORE_KEY] = store
             app[STORAGE_KEY] = storage
             app[IDENTITY_KEY] = f"leveldb:{socket.gethostname()}:{config.storage.directory.resolve()}"
             metrics.store = store
-            yield
+            try:
+                yield
+            finally:
+                await store.stop_check()
         finally:
             await storage.close()
 

@@ -30,6 +30,7 @@ __all__ = [
     "raw_exp_time",
     "raw_index_fields",
     "raw_index_key_ok",
+    "raw_index_keys",
     "raw_outpoint",
     "raw_status",
     "same_status",
@@ -135,3 +136,14 @@ def index_keys(outpoint: bytes, serialized: bytes) -> tuple[bytes, bytes]:
         client_key(raw_client_pubkey(serialized), outpoint),
         status_key(raw_status(serialized), raw_exp_time(serialized), outpoint),
     )
+
+
+def raw_index_keys(outpoint: bytes, serialized: bytes) -> tuple[bytes, bytes] | None:
+    """`index_keys` of a stored state without parsing it (the start-up check's fast path), or None when the
+    record is not a format-1 state of a known status stored under its own outpoint."""
+    if (len(serialized) < _OUTPOINT_AT + OUTPOINT_LEN or serialized[0] != _FORMAT_VERSION
+            or serialized[_STATUS_AT] not in _STATUS_VALUES
+            or serialized[_OUTPOINT_AT : _OUTPOINT_AT + OUTPOINT_LEN] != outpoint):
+        return None
+    return (CLIENT + serialized[_PUBKEY_AT : _PUBKEY_AT + PUBKEY_LEN] + outpoint,
+            STATUS + serialized[_STATUS_AT : _STATUS_AT + 1] + serialized[_EXP_AT + 3 : _EXP_AT - 1 : -1] + outpoint)

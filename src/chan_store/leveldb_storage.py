@@ -90,6 +90,12 @@ def crashing_writer(crash: Callable[[str], None], inner: BatchWriter = write_bat
 _Waiter = tuple[WriteBatch, asyncio.Future[None]]
 _Job = tuple[asyncio.AbstractEventLoop, list[WriteBatch]]
 
+MAX_OPEN_FILES = 256
+"""LevelDB's table cache (its default is 1000). LevelDB memory-maps every table file it holds open (up to
+1000 of them), and the pages a read touches count in ChanStore's RSS (RssFile: page cache, shared and
+reclaimable); with 2-4 MiB tables this bounds that part to ~0.5-1 GiB however large the store, e.g. after
+the start-up check has read every table (bench/RESULTS.md, 10,000,000 channels)."""
+
 
 class LevelDBStorage:
     """`Storage` over a LevelDB directory; commits are acknowledged after a synced group write.
@@ -97,7 +103,8 @@ class LevelDBStorage:
     `sync=False` skips the fsync: an acknowledged commit can then be lost on a power failure or an OS
     crash. It is UNSAFE and exists only to measure the cost of durability.
     `writer` replaces the low-level write (a seam for tests and fault injection); it must perform the
-    write, e.g. by calling `write_batches`. Use the storage from one event loop at a time.
+    write, e.g. by calling `write_batches`. `max_open_files`: see MAX_OPEN_FILES. Use the storage from one
+    event loop at a time.
     """
 
     def __init__(
@@ -107,12 +114,13 @@ class LevelDBStorage:
         sync: bool = True,
         max_batch: int = 4096,
         writer: BatchWriter = write_batches,
+        max_open_files: int = MAX_OPEN_FILES,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         try:
             private_directory(path)  # channel states hold the latest client signatures and v2.3.0 secrets
-            self._db: Any = plyvel.DB(str(path), create_if_missing=True)
+            self._db: Any = plyvel.DB(str(path), create_if_missing=True, max_open_files=max_open_files)
         except OSError as exc:
             raise StorageError(f"cannot prepare the LevelDB directory {path}: {exc}") from exc
         except plyvel.Error as exc:

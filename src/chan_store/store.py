@@ -3,8 +3,8 @@
 Memory holds the states written but not yet durable, and a bounded LRU of the most recently used open
 and closing channels (serialized and parsed); any other state is read from storage when needed (spec 12
 item 11: memory is bounded by the cache size, not by the number of channels; start-up counts the status
-index and checks each open or closing entry against its stored state, keeping none). States are keyed by
-the 36-byte outpoint.
+index, then checks both indexes against every stored state in one sequential pass, keeping none: see
+`ChannelStore.load`). States are keyed by the 36-byte outpoint.
 
 Every mutation checks and updates memory synchronously, then hands ONE batch to the storage; its caller
 is answered only once that batch is durable. Memory may run ahead of disk, never the other way: a read
@@ -23,7 +23,7 @@ import os
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 
 from chan_store import keys
 from chan_store.contract import (
@@ -37,7 +37,7 @@ from chan_store.contract import (
     check_list_args,
     check_payments_args,
 )
-from chan_store.storage import Storage, StorageError, WriteBatch
+from chan_store.storage import Storage, StorageClosedError, StorageError, WriteBatch
 from paychan_common.errors import ChannelNotFound, InvalidInput, PaychanError, ServiceUnavailable
 from paychan_common.rules import apply_payment
 from paychan_common.state import ChannelState, Status
@@ -53,6 +53,7 @@ EXIT_FAIL_STOP = 70  # EX_SOFTWARE
 FatalHandler = Callable[[BaseException], None]
 _Commit = asyncio.Task[None]
 _LIVE = (Status.OPEN, Status.CLOSING)
+_CHECK_SLICE = 2000  # records the background start-up check reads between two yields to the event loop
 
 
 def exit_process(exc: BaseException) -> None:
@@ -105,6 +106,10 @@ def _same_index(old: bytes, new: bytes) -> bool:
     return keys.raw_index_fields(old) == keys.raw_index_fields(new)
 
 
+class _DigestMismatch(StorageError):
+    """The start-up check's sums differ: some index entry is missing, extra or wrong (not yet located)."""
+
+
 def serialize_state(state: ChannelState) -> bytes:
     """The state's record; InvalidInput (not a crash) when a field does not fit its encoding."""
     try:
@@ -144,32 +149,122 @@ class ChannelStore:
         self._pending: dict[bytes, _Commit] = {}  # outpoint -> latest write of it not yet durable
         self._counts: dict[Status, int] = dict.fromkeys(Status, 0)
         self._failure: BaseException | None = None
+        self._check_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ start-up and introspection
 
-    def load(self) -> None:
-        """Count the channels by status, checking each open and closing one against its status index entry
-        (states are not kept: they are read, parsed and cached when first used)."""
+    def load(self, *, background_check: bool = False) -> None:
+        """Count the channels by status (from the status index), then check both indexes against every
+        stored state: now, or with `background_check` in slices on the running event loop after load()
+        returned, so that the store serves meanwhile (states are not kept: they are read, parsed and cached
+        when first used).
+
+        The check reads ONE snapshot, taken here, in key order: every state, the client-key index, the
+        status index. It sums a hash of each index entry the states call for and of each entry found (a
+        multiset digest: nothing is looked up, so the reads are sequential) and compares the sums, the
+        numbers of entries and the counts by status. A failure raises StorageError now; in the background it
+        is logged CRITICAL and the store fail-stops (`on_fatal`; every request refused), as after a failed
+        write: a store whose index disagrees with its states must not serve once that is known."""
         started = time.perf_counter()
-        counts = dict.fromkeys(Status, 0)
-        for status in _LIVE:
-            for key, _ in self._storage.scan(keys.status_prefix(status)):
-                outpoint = keys.outpoint_of_index_key(key)
-                data = self._storage.get(keys.channel_key(outpoint))
-                if data is None:
-                    raise StorageError(f"status index names a missing channel {outpoint.hex()}")
-                # A full parse costs ~10 us (10 s per million channels): check the indexed fields only;
-                # states are parsed when first used, and a corrupt one then fails as an internal error.
-                if not keys.raw_index_key_ok(key, outpoint, data):
-                    raise StorageError(f"status index disagrees with the state of channel {outpoint.hex()}")
-                counts[status] += 1
-        counts[Status.CLOSED] = sum(1 for _ in self._storage.scan(keys.status_prefix(Status.CLOSED)))
-        self._counts = counts
+        counts = {status: sum(1 for _ in self._storage.scan(keys.status_prefix(status))) for status in Status}
+        self._counts = dict(counts)
         self._dirty.clear()
         self._cache.clear()
-        log.info("found %d open and %d closing channels (checked against the index) and %d closed in %.3f s",
-                 counts[Status.OPEN], counts[Status.CLOSING], counts[Status.CLOSED],
+        log.info("found %d open, %d closing and %d closed channels in %.3f s", counts[Status.OPEN],
+                 counts[Status.CLOSING], counts[Status.CLOSED], time.perf_counter() - started)
+        steps = self._check_steps(self._storage.scan(b""), {status.value: n for status, n in counts.items()})
+        if background_check:
+            self._check_task = asyncio.get_running_loop().create_task(self._check_in_background(steps),
+                                                                      name="chanstore-start-check")
+            return
+        try:
+            for _ in steps:
+                pass
+        except _DigestMismatch:
+            self._locate_index_fault()  # no write since the snapshot: name the channel at fault
+            raise
+
+    @property
+    def checking(self) -> bool:
+        """True while the background start-up check runs."""
+        task = self._check_task
+        return task is not None and not task.done()
+
+    async def stop_check(self) -> None:
+        """Cancel a background start-up check still running (before the storage closes)."""
+        task = self._check_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _locate_index_fault(self) -> None:
+        """The digests disagree: find the channel at fault by lookups (slow; only on a corrupt store)."""
+        for key, data in self._storage.scan(keys.CHANNEL):
+            for entry in keys.index_keys(key[1:], data):
+                if self._storage.get(entry) is None:
+                    raise StorageError(f"index entry missing for channel {key[1:].hex()}")
+        for prefix in (keys.CLIENT, keys.STATUS):
+            for key, _ in self._storage.scan(prefix):
+                outpoint = keys.outpoint_of_index_key(key)
+                stored = self._storage.get(keys.channel_key(outpoint))
+                if stored is None:
+                    raise StorageError(f"index names a missing channel {outpoint.hex()}")
+                if key not in keys.index_keys(outpoint, stored):
+                    raise StorageError(f"index disagrees with the state of channel {outpoint.hex()}")
+
+    async def _check_in_background(self, steps: Generator[None, None, None]) -> None:
+        started = time.perf_counter()
+        try:
+            for _ in steps:
+                await asyncio.sleep(0)  # let requests through between slices
+        except StorageClosedError:
+            return  # shutting down
+        except Exception as exc:  # noqa: BLE001 - a fault found (the store changed since: lookups could mislead), or
+            # a check that could not finish: either way the store is not known to be sound, so it stops
+            if self._failure is None:
+                self._failure = exc
+                log.critical("start-up check: %s; fail-stop (run `python -m chan_store.verify DIR` on the stopped "
+                             "store to list every problem)", exc)
+                self._on_fatal(exc)
+            return
+        finally:
+            steps.close()  # releases the snapshot's iterator now, not when collected
+        log.info("start-up check passed: both indexes agree with every stored state (%.1f s in the background)",
                  time.perf_counter() - started)
+
+    def _check_steps(self, records: Iterator[tuple[bytes, bytes]], counts: dict[int, int],
+                     slice_size: int = _CHECK_SLICE) -> Generator[None, None, None]:
+        """The start-up check over `records` (a scan of every key), yielding every `slice_size` records;
+        StorageError on the first fault found. See `load`."""
+        started = time.perf_counter()
+        by_byte = dict.fromkeys(counts, 0)
+        expected = found = states = entries = 0
+        raw_index_keys = keys.raw_index_keys
+        channel, client, status = keys.CHANNEL[0], keys.CLIENT[0], keys.STATUS[0]
+        seen = 0
+        for key, data in records:
+            space = key[0]
+            if space == channel:
+                pair = raw_index_keys(key[1:], data)
+                if pair is None:  # a full parse costs ~10 us a channel: the fields the indexes hold are
+                    # checked; the rest when the state is first used (a corrupt one then fails as an internal error)
+                    raise StorageError(f"stored state of channel {key[1:].hex()} is corrupt or not its own")
+                by_byte[data[2]] += 1
+                expected += hash(pair[0]) + hash(pair[1])
+                states += 1
+            elif space in (client, status):
+                found += hash(key)
+                entries += 1
+            seen += 1
+            if seen == slice_size:
+                seen = 0
+                yield
+        if by_byte != counts:
+            raise _DigestMismatch(f"the stored states count {by_byte} by status, the status index {counts}")
+        if found != expected or entries != 2 * states:
+            raise _DigestMismatch(f"the indexes disagree with the stored states ({entries} index entries for "
+                                  f"{states} states, or an entry differs)")
+        log.debug("checked %d states and %d index entries in %.3f s", states, entries, time.perf_counter() - started)
 
     def counts(self) -> dict[str, int]:
         """Number of channels by status label (including writes not yet durable)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -529,12 +530,14 @@ async def test_storage_error_fail_stops_and_acknowledges_nothing(tmp_path: Path,
 
 async def test_corrupt_stored_state_is_an_internal_error(storage: Storage, fatal: FatalRecorder) -> None:
     chan = make_channel(1)
-    await storage.commit(WriteBatch(puts=((keys.channel_key(chan.outpoint.serialize()), b"garbage"),)))
     store = ChannelStore(storage, on_fatal=fatal)
     store.load()
+    await storage.commit(WriteBatch(puts=((keys.channel_key(chan.outpoint.serialize()), b"garbage"),)))
     with pytest.raises(StorageError) as info:  # not a client error (PaychanError): a generic 500
         await store.get(chan.outpoint)
     assert not isinstance(info.value, PaychanError)
+    with pytest.raises(StorageError, match=f"state of channel {chan.outpoint.serialize().hex()} is corrupt"):
+        ChannelStore(storage, on_fatal=fatal).load()  # and the next start refuses the store
 
 
 # --------------------------------------------------------------------------- key layout
@@ -557,6 +560,11 @@ def test_raw_accessors_agree_with_parse(status: Status) -> None:
     assert keys.raw_index_key_ok(status_key, op, data)
     assert not keys.raw_index_key_ok(keys.status_key(status, 5, op), op, data)
     assert not keys.raw_index_key_ok(status_key, op, data[:100])
+    assert keys.raw_index_keys(op, data) == (client_key, status_key)
+    assert keys.raw_index_keys(make_channel(4).outpoint.serialize(), data) is None  # not its own state
+    assert keys.raw_index_keys(op, data[:120]) is None
+    assert keys.raw_index_keys(op, b"\x02" + data[1:]) is None  # another format version
+    assert keys.raw_index_keys(op, data[:2] + b"\x09" + data[3:]) is None  # no such status
 
 
 @pytest.mark.parametrize("damage", ["missing", "wrong_status", "wrong_expiry"])
@@ -571,3 +579,112 @@ async def test_load_refuses_an_inconsistent_index(storage: Storage, fatal: Fatal
     await storage.commit(WriteBatch(puts=puts))
     with pytest.raises(StorageError):
         ChannelStore(storage, on_fatal=fatal).load()
+
+
+# --------------------------------------------------------------------------- start-up check (2,000 channels)
+
+
+def bulk_states(count: int) -> list[ChannelState]:
+    """`count` stored channels of every status and many expiries (one key's state, moved to other outpoints)."""
+    base = make_channel(1).state
+    states = []
+    for i in range(count):
+        status = (Status.OPEN, Status.CLOSING, Status.CLOSED)[i % 3]
+        moved = dataclasses.replace(base, outpoint=OutPoint(hashlib.sha256(b"%d" % i).digest(), i % 7),
+                                    exp_time=STORE_EXP_TIME + i % 50)
+        states.append(with_status(moved, status, "ab" * 32 if status is Status.CLOSED else ""))
+    return states
+
+
+async def fill(storage: Storage, states: list[ChannelState]) -> None:
+    """Write states and their index entries straight into the storage, as ChannelStore lays them out."""
+    puts: list[tuple[bytes, bytes]] = []
+    for state in states:
+        op, data = state.outpoint.serialize(), state.serialize()
+        puts.append((keys.channel_key(op), data))
+        puts.extend((key, b"") for key in keys.index_keys(op, data))
+    await storage.commit(WriteBatch(puts=tuple(puts)))
+
+
+async def check_finished(store: ChannelStore) -> None:
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while store.checking:
+        assert asyncio.get_running_loop().time() < deadline, "the background start-up check did not finish"
+        await asyncio.sleep(0.01)
+
+
+async def test_background_check_passes_while_the_store_serves(storage: Storage, fatal: FatalRecorder) -> None:
+    states = bulk_states(2000)
+    await fill(storage, states)
+    store = ChannelStore(storage, on_fatal=fatal)
+    store.load(background_check=True)
+    assert store.checking
+    assert store.counts() == {"open": 667, "closing": 667, "closed": 666}
+    chan = make_channel(2)  # served while the check reads its snapshot
+    await store.create(chan.state)
+    [paid] = await store.apply_payments([chan.pay(chan.state.change_value - 5)], OPENED_AT)
+    assert isinstance(paid, PaymentApplied)
+    assert await store.get(states[3].outpoint) == states[3]
+    await check_finished(store)
+    assert not store.failed and fatal.calls == []
+    assert store.counts() == {"open": 668, "closing": 667, "closed": 666}
+    store.load()  # the synchronous check passes too, the new channel included
+
+
+DAMAGES = ["state_status", "state_expiry", "missing_status_entry", "missing_client_entry", "extra_entry",
+           "corrupt_state", "foreign_state"]
+
+
+async def damage_store(storage: Storage, states: list[ChannelState], damage: str) -> bytes:
+    """Damage one channel of a filled store; the outpoint that must be named."""
+    victim = states[1000]
+    op, data = victim.outpoint.serialize(), victim.serialize()
+    client_key, status_key = keys.index_keys(op, data)
+    if damage == "state_status":
+        batch = WriteBatch(puts=((keys.channel_key(op), with_status(victim, Status.CLOSED, "cd" * 32).serialize()),))
+    elif damage == "state_expiry":
+        batch = WriteBatch(puts=((keys.channel_key(op), dataclasses.replace(victim, exp_time=7).serialize()),))
+    elif damage == "missing_status_entry":
+        batch = WriteBatch(deletes=(status_key,))
+    elif damage == "missing_client_entry":
+        batch = WriteBatch(deletes=(client_key,))
+    elif damage == "extra_entry":
+        op = make_channel(9).outpoint.serialize()
+        batch = WriteBatch(puts=((keys.status_key(Status.OPEN, STORE_EXP_TIME, op), b""),))
+    elif damage == "corrupt_state":
+        batch = WriteBatch(puts=((keys.channel_key(op), data[:90]),))
+    else:  # the state of another channel under this outpoint
+        batch = WriteBatch(puts=((keys.channel_key(op), states[1003].serialize()),))
+    await storage.commit(batch)
+    return op
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+async def test_start_up_check_finds_a_damaged_channel(storage: Storage, fatal: FatalRecorder, damage: str) -> None:
+    states = bulk_states(2000)
+    await fill(storage, states)
+    ChannelStore(storage, on_fatal=fatal).load()  # sound before the damage
+    op = await damage_store(storage, states, damage)
+    with pytest.raises(StorageError, match=op.hex()):  # synchronous: the channel at fault is named
+        ChannelStore(storage, on_fatal=fatal).load()
+
+    store = ChannelStore(storage, on_fatal=fatal)
+    store.load(background_check=True)  # in the background: the store serves, then fail-stops
+    assert not store.failed
+    await check_finished(store)
+    assert store.failed
+    assert len(fatal.calls) == 1 and isinstance(fatal.calls[0], StorageError)
+    with pytest.raises(ServiceUnavailable):
+        await store.get(states[0].outpoint)
+    with pytest.raises(ServiceUnavailable):
+        await store.create(make_channel(3).state)
+
+
+async def test_background_check_stops_with_the_store(tmp_path: Path, fatal: FatalRecorder) -> None:
+    storage = LevelDBStorage(tmp_path / "db")
+    await fill(storage, bulk_states(2000))
+    store = ChannelStore(storage, on_fatal=fatal)
+    store.load(background_check=True)
+    await store.stop_check()
+    assert not store.checking and not store.failed and fatal.calls == []
+    await storage.close()

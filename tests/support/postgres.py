@@ -79,10 +79,19 @@ class PostgresServer:
                         f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'")
         return out.stdout.strip() == "1"
 
-    def psql(self, sql: str, *, database: str | None = None) -> str:
+    def psql(self, sql: str, *, database: str | None = None, timeout: float = 60.0) -> str:
         """Run one SQL command with psql; return its unaligned output."""
         return self._run("psql", "-h", str(self.socket_dir), "-U", "postgres", "-d", database or self.database,
-                         "-v", "ON_ERROR_STOP=1", "-tAc", sql).stdout
+                         "-v", "ON_ERROR_STOP=1", "-tAc", sql, timeout=timeout).stdout
+
+    def psql_from(self, sql: str, source: Path, *, timeout: float = 7200.0) -> None:
+        """Run one SQL command with psql reading `source` on its stdin (e.g. COPY ... FROM STDIN)."""
+        cmd = [str(self._bin / "psql"), "-h", str(self.socket_dir), "-U", "postgres", "-d", self.database,
+               "-v", "ON_ERROR_STOP=1", "-qc", sql]
+        if self._as_root:
+            cmd = ["runuser", "-u", RUN_AS, "--", *cmd]
+        with source.open("rb") as data:
+            subprocess.run(cmd, check=True, stdin=data, timeout=timeout)
 
     def stop(self, mode: str = "fast") -> None:
         """pg_ctl stop (`immediate` is a crash: no checkpoint, recovery from the WAL at the next start)."""
