@@ -25,18 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 
-from chan_store import keys
-from chan_store.contract import (
-    ChannelExistsAt,
-    ChannelPage,
-    CommitStats,
-    PaymentApplied,
-    PaymentItem,
-    PaymentResult,
-    StateConflict,
-    check_list_args,
-    check_payments_args,
-)
+from chan_store import contract, keys
 from chan_store.storage import Storage, StorageClosedError, StorageError, WriteBatch
 from paychan_common.errors import ChannelNotFound, InvalidInput, PaychanError, ServiceUnavailable
 from paychan_common.rules import apply_payment
@@ -274,7 +263,7 @@ class ChannelStore:
         """Open and closing channels (on disk), and how many of them are cached in memory."""
         return {"live": self._counts[Status.OPEN] + self._counts[Status.CLOSING], "cached": len(self._cache)}
 
-    def storage_stats(self) -> CommitStats:
+    def storage_stats(self) -> contract.CommitStats:
         """The storage's commit counters."""
         return self._storage.stats()
 
@@ -295,11 +284,11 @@ class ChannelStore:
 
     async def list(self, *, status: Status | None = None, client_pubkey: bytes | None = None,
                    expiring_before: int | None = None, after: OutPoint | None = None,
-                   limit: int = 100) -> ChannelPage:
+                   limit: int = 100) -> contract.ChannelPage:
         """One page of states: by client index if client_pubkey, else by status/expiry if status, else by
         outpoint; `after` is the last outpoint of the previous page (exclusive)."""
         self._check_usable()
-        check_list_args(status, client_pubkey, expiring_before, limit)
+        contract.check_list_args(status, client_pubkey, expiring_before, limit)
         prefix, start = self._list_range(status, client_pubkey, after)
         by_expiry = client_pubkey is None and status is not None
         found: list[ChannelState] = []
@@ -320,7 +309,7 @@ class ChannelStore:
                 break
         await self._durable_ops(state.outpoint.serialize() for state in found)
         cursor = found[-1].outpoint if len(found) == limit else None
-        return ChannelPage(tuple(found), cursor)
+        return contract.ChannelPage(tuple(found), cursor)
 
     def _list_range(self, status: Status | None, client_pubkey: bytes | None,
                     after: OutPoint | None) -> tuple[bytes, bytes | None]:
@@ -349,10 +338,10 @@ class ChannelStore:
         op = state.outpoint.serialize()
         pubkey = state.client_pubkey
         if op in self._dirty or op in self._cache or self._storage.get(keys.channel_key(op)) is not None:
-            raise ChannelExistsAt("channel exists: this funding outpoint is already stored", state.outpoint)
+            raise contract.ChannelExistsAt("channel exists: this funding outpoint is already stored", state.outpoint)
         other = self._open_channel_of(pubkey)
         if other is not None:
-            raise ChannelExistsAt("channel exists: an open channel for this client key exists",
+            raise contract.ChannelExistsAt("channel exists: an open channel for this client key exists",
                                   OutPoint.parse(other), code="open_channel_exists")
         data = serialize_state(state)
         staged = _Staged()
@@ -367,11 +356,12 @@ class ChannelStore:
         await self._durable(self._start_commit(staged, created))
         return state
 
-    async def apply_payments(self, items: Sequence[PaymentItem], now: int) -> builtins.list[PaymentResult]:
+    async def apply_payments(self, items: Sequence[contract.PaymentItem], now: int
+                             ) -> builtins.list[contract.PaymentResult]:
         """Apply payments in order (rules.apply_payment); all successes are committed as ONE batch."""
         self._check_usable()
-        check_payments_args(items, now)
-        results: list[PaymentResult] = []
+        contract.check_payments_args(items, now)
+        results: list[contract.PaymentResult] = []
         staged = _Staged()
         seen: list[bytes] = []
         for item in items:
@@ -390,7 +380,7 @@ class ChannelStore:
                 continue
             staged.stage(op, old, new)
             self._replace(op, old, accepted.state, new)
-            results.append(PaymentApplied(accepted.value_received, accepted.state.change_value,
+            results.append(contract.PaymentApplied(accepted.value_received, accepted.state.change_value,
                                           accepted.state.status))
         if staged:
             self._start_commit(staged)
@@ -409,7 +399,7 @@ class ChannelStore:
         old, current = found
         if hashlib.sha256(old).digest() != expected_sha256:
             await self._durable_ops((op,))
-            raise StateConflict("state conflict: the channel changed since it was read", current)
+            raise contract.StateConflict("state conflict: the channel changed since it was read", current)
         if new_state.client_pubkey != current.client_pubkey or new_state.exp_time != current.exp_time:
             raise InvalidInput("compare_and_set cannot change a channel's client key or expiry")
         new = serialize_state(new_state)
