@@ -4,8 +4,6 @@ the client reads it. Every refusal is an InvalidInput; what is accepted re-encod
 
 from __future__ import annotations
 
-import asyncio
-
 import atheris
 
 from tests.fuzz import INSTRUMENTED
@@ -19,30 +17,12 @@ with atheris.instrument_imports(include=INSTRUMENTED):
         encode_payment_results,
         encode_payments_request,
     )
-    from chan_store.memory_storage import MemoryStorage
-    from chan_store.store import ChannelStore
     from paychan_common.errors import InvalidInput, PaychanError
     from tests.fuzz.common import main
-    from tests.fuzz.seeds import chanstore_binary_bodies, sample_states
+    from tests.fuzz.sample_store import run, store
+    from tests.fuzz.seeds import chanstore_binary_bodies
 
 SEEDS = [bytes([i]) + body for body in chanstore_binary_bodies() for i in range(2)]
-LOOP = asyncio.new_event_loop()
-STORE: ChannelStore | None = None
-
-
-def _fatal(exc: BaseException) -> None:
-    raise AssertionError(f"a binary batch made MemoryStorage's store fail-stop: {exc!r}")
-
-
-def store() -> ChannelStore:
-    """One store for the run, holding the sample states (so payments find a channel)."""
-    global STORE
-    if STORE is None:
-        STORE = ChannelStore(MemoryStorage(), on_fatal=_fatal)
-        STORE.load()
-        for state in sample_states()[:3]:
-            LOOP.run_until_complete(STORE.create(state))
-    return STORE
 
 
 def _normal(now: int, items: list[PaymentItem]) -> list[tuple[object, ...]]:
@@ -67,7 +47,7 @@ def harness(data: bytes) -> None:
         except InvalidInput:
             return
         assert _normal(*decode_payments_request(encode_payments_request(items, now))) == _normal(now, items)
-        results = LOOP.run_until_complete(store().apply_payments(items[:50], now))
+        results = run(store().apply_payments(items[:50], now))
         assert len(results) == len(items[:50])
         again = decode_payment_results(encode_payment_results(results))
         assert [_key(r) for r in again] == [_key(r) for r in results]
