@@ -89,11 +89,20 @@ class _PaymentBatcher:
         self._in_flight = 0
         self._in_flight_items = 0  # payments carried by the batches under way
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.batches_sent = 0
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this batcher serves, looked up once while its queue is busy: on CPython 3.11
+        `asyncio.get_running_loop()` makes a getpid() system call, a few µs per payment on a VM."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     async def submit(self, item: PaymentItem) -> PaymentResult:
         """Queue one payment and return its own result (or error object)."""
-        future: asyncio.Future[PaymentResult] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[PaymentResult] = self._running_loop().create_future()
         self._queue.append((item, future))
         self._pump()
         return await future
@@ -104,7 +113,7 @@ class _PaymentBatcher:
         return self._in_flight == self._max_in_flight and self._in_flight_items < self._overlap_below
 
     def _pump(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         while self._queue and self._may_send():
             # Take the batch now, so that a request in flight never waits for a slot it does not need.
             count = min(len(self._queue), self._max_batch)
@@ -138,6 +147,8 @@ class _PaymentBatcher:
             self._in_flight -= 1
             self._in_flight_items -= len(batch)
             self._pump()
+            if not self._in_flight:
+                self._loop = None  # idle: the next payment looks its loop up again
 
 
 class ChanStoreClient:
