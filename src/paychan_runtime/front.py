@@ -1,0 +1,316 @@
+"""A fast front for an aiohttp app: one hot request kind served without the web framework, the rest by aiohttp.
+
+Each connection starts with a `FrontConnection`, an asyncio protocol that frames requests itself (head up to
+the blank line, then Content-Length bytes) and reads each head with httptools (`read_head`). A subclass
+says which requests it serves (`take`: a plain HTTP/1.1 keep-alive request of the hot kind, else None) and
+how it answers one (`respond`: the complete answer's bytes, which must be what the app itself would have
+answered). At the first request it does not take, the connection is handed over, from that request's first
+byte on, to aiohttp's own protocol for the rest of its life: unusual requests, other routes and every
+refusal of the HTTP layer stay aiohttp's.
+
+Requests on one connection are served one after the other, in order (pipelined requests wait in the
+buffer, reading pauses beyond `MAX_BUFFERED` bytes); an answer is written only once `respond` returns. A
+connection that goes away while a request is served does not cancel it.
+
+Used by PayChanServer's public port (`paychan_server.api.front`: the payment routes) and by ChanStore's
+internal port (`chan_store.front`: binary `POST /payments`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from email.utils import formatdate
+from typing import Any, Generic, TypeVar, cast
+
+import httptools
+from aiohttp import web
+from aiohttp.http import SERVER_SOFTWARE
+
+__all__ = ["FrontConnection", "FrontContext", "Head", "HttpDate", "read_head"]
+
+log = logging.getLogger("paychan.front")
+
+MAX_HEAD = 8190  # aiohttp's own line limit: a longer head goes to aiohttp, which refuses it as today
+MAX_BUFFERED = 1 << 20  # pipelined bytes held while a request is served; beyond, reading pauses
+KEEPALIVE_SECONDS = 75.0  # aiohttp's keepalive_timeout
+_REFUSED_HEADERS = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"content-encoding"})
+
+
+class HttpDate:
+    """The Date header, formatted once a second."""
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def header(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        return self._value
+
+
+class Head:
+    """The httptools callbacks of one request head: its target and the headers a front reads."""
+
+    __slots__ = ("authorization", "complete", "content_length", "content_type", "refused", "url")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.content_type: bytes | None = None
+        self.content_length: bytes | None = None
+        self.authorization: bytes | None = None
+        self.refused = False  # a header the front leaves to aiohttp, or a repeated one it reads
+        self.complete = False
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lower = name.lower()
+        if lower == b"content-length":
+            self.refused |= self.content_length is not None
+            self.content_length = value
+        elif lower == b"content-type":
+            self.refused |= self.content_type is not None
+            self.content_type = value
+        elif lower == b"authorization":
+            self.refused |= self.authorization is not None
+            self.authorization = value
+        elif lower in _REFUSED_HEADERS:
+            self.refused = True
+
+    def on_headers_complete(self) -> None:
+        self.complete = True
+
+    def length(self, max_body: int) -> int | None:
+        """The Content-Length if it is plain digits within max_body; None otherwise (or when absent)."""
+        text = self.content_length
+        if text is None or not text.isdigit() or len(text) > 9:
+            return None
+        length = int(text)
+        return length if length <= max_body else None
+
+
+def read_head(head: bytes, method: bytes) -> Head | None:
+    """The head's fields if it is a complete, plain HTTP/1.1 keep-alive `method` request; None otherwise."""
+    callbacks = Head()
+    parser = httptools.HttpRequestParser(callbacks)
+    try:
+        parser.feed_data(head)
+    except httptools.HttpParserError:
+        return None
+    if (not callbacks.complete or callbacks.refused or parser.get_method() != method
+            or parser.get_http_version() != "1.1" or not parser.should_keep_alive()):
+        return None
+    return callbacks
+
+
+class FrontContext:
+    """What every connection of one listening socket shares: aiohttp's server (for hand-overs), the fixed
+    answer headers, the open connections (for shutdown)."""
+
+    def __init__(self, server: web.Server, fixed_headers: dict[str, str] | None = None) -> None:
+        self.server = server
+        lines = [f"{name}: {value}\r\n" for name, value in (fixed_headers or {}).items()]
+        self.fixed = ("".join(lines) + f"Server: {SERVER_SOFTWARE}\r\n").encode("latin-1")
+        self.date = HttpDate()
+        self.connections: set[FrontConnection[Any]] = set()
+        self._drained = asyncio.Event()
+
+    def answer(self, status: int, reason: str, body: bytes, content_type: bytes = b"application/json") -> bytes:
+        """One complete HTTP/1.1 answer (the headers aiohttp writes for a `web.Response` with a body)."""
+        return b"".join((
+            b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n" % (status, reason.encode("latin-1"), content_type),
+            self.fixed, b"Content-Length: %d\r\n" % len(body), self.date.header(), b"\r\n", body))
+
+    def protocol(self) -> asyncio.Protocol:
+        """A new connection's protocol (the listening server's factory)."""
+        raise NotImplementedError
+
+    async def shutdown(self) -> None:
+        """Close idle connections now and the busy ones right after their answer; the caller bounds the wait
+        (those still open then are dropped)."""
+        for conn in list(self.connections):
+            conn.close_when_idle()
+        try:
+            while self.connections:
+                self._drained.clear()
+                await self._drained.wait()
+        finally:
+            for conn in list(self.connections):
+                conn.abort()
+
+    def forget(self, conn: FrontConnection[Any]) -> None:
+        """A connection closed or handed over."""
+        self.connections.discard(conn)
+        if not self.connections:
+            self._drained.set()
+
+
+Taken = TypeVar("Taken")
+
+
+class FrontConnection(asyncio.Protocol, Generic[Taken]):
+    """One connection (see the module docstring); subclasses define `take` and `respond`."""
+
+    def __init__(self, ctx: FrontContext) -> None:
+        self._front = ctx
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._busy = False
+        self._paused = False
+        self._reading_paused = False
+        self._eof = False
+        self._closing = False
+        self._timer: asyncio.TimerHandle | None = None
+        self.peer: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- what a front serves --------------------------------------------------------------------------
+    def take(self, head: bytes) -> tuple[Taken, int] | None:
+        """(what `respond` needs, the body's length) for a request this front serves; None hands over."""
+        raise NotImplementedError
+
+    async def respond(self, taken: Taken, body: bytes) -> bytes:
+        """The complete answer to one taken request (it must not raise)."""
+        raise NotImplementedError
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        self._front.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, tuple) and peer else None
+        self._arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if not self._busy:
+            self._next()
+        elif len(self._buffer) > MAX_BUFFERED and self._transport is not None and not self._reading_paused:
+            self._transport.pause_reading()  # a peer pipelining faster than its requests are served
+            self._reading_paused = True
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if not self._busy:
+            self._next()
+        return True  # keep the transport open until an answer in progress is written
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._front.forget(self)
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if not self._busy:
+            self._next()
+
+    # -- shutdown -------------------------------------------------------------------------------------
+    def close_when_idle(self) -> None:
+        """Close now if no answer is in progress, else right after it."""
+        self._closing = True
+        if not self._busy and self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    # -- requests -------------------------------------------------------------------------------------
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_later(KEEPALIVE_SECONDS, self._idle)
+
+    def _idle(self) -> None:
+        if not self._busy and self._transport is not None:
+            self._transport.close()
+
+    def _next(self) -> None:
+        """Serve the next buffered request if this front takes it; hand the connection over at anything else."""
+        transport = self._transport
+        if transport is None or self._paused:
+            return
+        if self._closing:
+            transport.close()
+            return
+        buffer = self._buffer
+        if self._reading_paused and len(buffer) <= MAX_BUFFERED:
+            self._reading_paused = False
+            transport.resume_reading()
+        if not buffer:
+            if self._eof:
+                transport.close()
+            return
+        end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+        if end < 0:
+            if len(buffer) > MAX_HEAD or self._eof:
+                self._hand_over()
+            return
+        head_size = end + 4
+        taken = self.take(bytes(buffer[:head_size]))
+        if taken is None:
+            self._hand_over()
+            return
+        request, length = taken
+        if len(buffer) < head_size + length:
+            if self._eof:
+                self._hand_over()
+            return  # the body is on its way
+        body = bytes(buffer[head_size:head_size + length])
+        del buffer[:head_size + length]
+        self._busy = True
+        task = self._loop.create_task(self._serve(request, body))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, request: Taken, body: bytes) -> None:
+        try:
+            answer = await self.respond(request, body)
+        except Exception:  # a front's bug: never leave the connection hanging, never answer half
+            log.exception("fast front failed to answer; closing the connection")
+            self._busy = False
+            if self._transport is not None:
+                self._transport.close()
+            return
+        self._busy = False
+        transport = self._transport
+        if transport is not None:
+            transport.write(answer)
+            self._arm_timer()
+            self._next()
+
+    def _hand_over(self) -> None:
+        """Give the connection, from the current request on, to aiohttp's protocol."""
+        transport = self._transport
+        if transport is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._front.forget(self)
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        handler: Any = self._front.server()
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        self._transport = None
+        if self._buffer:
+            handler.data_received(bytes(self._buffer))
+            self._buffer.clear()
+        if self._eof:
+            handler.eof_received()
