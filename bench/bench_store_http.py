@@ -1,9 +1,12 @@
 """ChanStore's own CPU per POST /payments batch: the app (real create_app, LevelDB synced by default) in a
-child process, one ChanStoreClient sending N sequential batches of B payments; the child's user and system
-CPU (from /proc) per batch. With --before SRC the same is measured for another tree's ChanStore (e.g. an
-extracted older commit's src/, sent JSON batches), alternating with this tree's (binary batches).
+child process, served as `chan-store` serves it (with its fast front, chan_store/front.py), one
+ChanStoreClient sending N sequential batches of B payments; the child's user and system CPU (from /proc) per
+batch. With --before SRC the same is measured for another tree's ChanStore (e.g. an extracted older commit's
+src/, sent JSON batches, no front), alternating with this tree's (binary batches); with --without-front this
+tree is measured with the front off too (aiohttp serves every batch).
 
     .venv/bin/python bench/bench_store_http.py [--kind sync|nosync|memory] [--reps 2] [--before /tmp/old/src]
+        [--without-front]
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def _config(tmp: str, sync: bool) -> Any:
                                        "storage": {"path": os.path.join(tmp, "db"), "sync": sync}})
 
 
-def _child(tmp: str, kind: str, ready: Any, src: str) -> None:
+def _child(tmp: str, kind: str, ready: Any, src: str, fronted: bool) -> None:
     sys.path.insert(0, src)
     import logging
 
@@ -49,6 +52,14 @@ def _child(tmp: str, kind: str, ready: Any, src: str) -> None:
     app = create_app(_config(tmp, kind != "nosync"), **factory)
 
     async def serve() -> None:
+        if fronted:
+            from chan_store.front import front
+            from paychan_runtime.serve import serve_app
+
+            async def started() -> None:
+                ready.set()
+            await serve_app(app, host="127.0.0.1", port=PORT, on_started=started, front=front(app))
+            return
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", PORT).start()
@@ -98,16 +109,19 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1500)
     parser.add_argument("--before", default=None, help="another tree's src/ to compare (sent JSON batches)")
+    parser.add_argument("--without-front", action="store_true", help="this tree without its fast front too")
     args = parser.parse_args()
     import uvloop
     mp.set_start_method("spawn")
-    trees = ([("before", args.before, False)] if args.before else []) + [("after", str(ROOT / "src"), True)]
+    here = str(ROOT / "src")
+    trees = (([("before", args.before, False, False)] if args.before else [])
+             + ([("aiohttp", here, True, False)] if args.without_front else []) + [("after", here, True, True)])
     for _ in range(args.reps):
         for batch in (1, 3, 20):
-            for label, src, binary in trees:
+            for label, src, binary, fronted in trees:
                 tmp = tempfile.mkdtemp(prefix="bench-store-http-")
                 ready = mp.Event()
-                child = mp.Process(target=_child, args=(tmp, args.kind, ready, src))
+                child = mp.Process(target=_child, args=(tmp, args.kind, ready, src, fronted))
                 child.start()
                 ready.wait()
                 try:
@@ -115,7 +129,7 @@ def main() -> None:
                 finally:
                     child.terminate()
                     child.join()
-                print(f"{args.kind} {label:6} batch {batch:2} {'binary' if binary else 'json'}: ChanStore CPU "
+                print(f"{args.kind} {label:7} batch {batch:2} {'binary' if binary else 'json'}: ChanStore CPU "
                       f"user {user:5.0f} + sys {system:4.0f} = {user + system:5.0f} us/batch, wall {wall:5.0f} us",
                       flush=True)
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from chan_store.app import create_app
 from chan_store.cli_tools import TOOLS, run_tool
 from chan_store.config import StoreConfig
+from chan_store.front import front
 from chan_store.storage import StorageError
 from paychan_common.version import version_string
 from paychan_runtime.serve import prepare_internal_service, run_internal_service
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  listen.where, config.network, config.storage.where, config.storage.sync)
 
     try:
-        return run_internal_service(app, listen, started, log)
+        return run_internal_service(app, listen, started, log, front=front(app) if listen.fast_front else None)
     except StorageError as exc:
         log.error("cannot open the channel storage: %s", exc)
         return 1

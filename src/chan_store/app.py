@@ -60,13 +60,15 @@ from paychan_runtime.http import (
 from paychan_runtime.http_errors import http_status
 from paychan_runtime.metrics import metrics_handler
 
-__all__ = ["CONFIG_KEY", "STORE_KEY", "StorageFactory", "create_app", "open_leveldb", "open_postgres"]
+__all__ = ["AUTH_HEADER_KEY", "CONFIG_KEY", "STORE_KEY", "StorageFactory", "create_app", "open_leveldb",
+           "open_postgres"]
 
 log = logging.getLogger("paychan.chanstore")
 
 CONFIG_KEY = web.AppKey("config", StoreConfig)
 STORE_KEY: web.AppKey[ChannelEngine] = web.AppKey("store", ChannelEngine)
 IDENTITY_KEY = web.AppKey("store_id", str)
+AUTH_HEADER_KEY = web.AppKey("auth_header", bytes)  # `Bearer <token>`, for the fast front (chan_store.front)
 STORAGE_KEY: web.AppKey[Storage] = web.AppKey("storage", Storage)  # LevelDB/memory engines only
 OPEN_PATHS = frozenset({"/health", "/metrics"})  # /metrics: counts and latencies only, loopback
 
@@ -204,6 +206,7 @@ def create_app(config: StoreConfig, *, storage_factory: StorageFactory | None = 
     )
     app[CONFIG_KEY] = config
     app[STORE_METRICS] = metrics
+    app[AUTH_HEADER_KEY] = ("Bearer " + token).encode()
 
     async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         if config.storage.engine == "postgres":

@@ -159,6 +159,10 @@ class ChanStoreClient:
                  binary: bool = True) -> None:
         self._http = InternalClient(base_url, token, unix_path=unix_path, pool_size=pool_size,
                                     timeout=timeout, name="chan store")
+        # Payment batches have connections of their own: ChanStore's fast front (chan_store/front.py) serves
+        # a connection until its first other request, which hands it to aiohttp for good.
+        self._batches = InternalClient(base_url, token, unix_path=unix_path, pool_size=pool_size,
+                                       timeout=timeout, name="chan store")
         self._binary = binary  # payment batches in the binary format of chan_store.contract (else JSON)
         self._batcher = _PaymentBatcher(self._post_payments, max_in_flight, max_batch, overlap_below)
 
@@ -168,8 +172,9 @@ class ChanStoreClient:
         return self._batcher.batches_sent
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
         await self._http.close()
+        await self._batches.close()
 
     async def health(self) -> bool:
         """True if the store answers `GET /health`."""
@@ -271,7 +276,7 @@ class ChanStoreClient:
             raise InvalidInput("now is required")
         if self._binary:
             try:
-                raw = await self._http.request_bytes("POST", "/payments", encode_payments_request(items, top),
+                raw = await self._batches.request_bytes("POST", "/payments", encode_payments_request(items, top),
                                                      PAYMENTS_CONTENT_TYPE)
             except InvalidInput as err:
                 if err.code != "bad_json":
@@ -294,7 +299,8 @@ class ChanStoreClient:
             if encoded.get("now") == top:
                 del encoded["now"]
             payments.append(encoded)
-        body = await self._http.request("POST", "/payments", encoded=orjson.dumps({"now": top, "payments": payments}))
+        body = await self._batches.request("POST", "/payments",
+                                           encoded=orjson.dumps({"now": top, "payments": payments}))
         try:
             results = require_object(body, "payments answer").get("results")
             if not isinstance(results, builtins.list) or len(results) != len(items):

@@ -13,7 +13,7 @@ from paychan_runtime.config import InternalListenConfig as ListenConfig
 from paychan_runtime.config import InternalServiceConfig, StrictSection, config_error
 from paychan_runtime.config import TokenAuthConfig as AuthConfig
 
-__all__ = ["AuthConfig", "ListenConfig", "StorageConfig", "StoreConfig"]
+__all__ = ["AuthConfig", "ListenConfig", "StorageConfig", "StoreConfig", "StoreListenConfig"]
 
 
 def _dsn_has_password(dsn: str) -> bool:
@@ -71,9 +71,16 @@ class StorageConfig(StrictSection):
         return f"leveldb:{self.path}" if self.engine == "leveldb" else f"postgres:{self.dsn}"
 
 
+class StoreListenConfig(ListenConfig):
+    """Where ChanStore listens, and whether binary payment batches take the fast front (chan_store.front)."""
+
+    fast_front: bool = True
+
+
 class StoreConfig(InternalServiceConfig):
     """The whole ChanStore config file."""
 
+    listen: StoreListenConfig
     storage: StorageConfig
 
     @model_validator(mode="after")

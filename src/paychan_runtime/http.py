@@ -66,6 +66,15 @@ def internal_error_body(err: PaychanError) -> dict[str, Any]:
     return {"error": {"class": type(err).__name__, "code": err.code, "message": err.message}}
 
 
+def internal_error_answer(err: Exception, method: str, path: str) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) of an internal service's answer to an error: a PaychanError travels typed; anything
+    else is logged with its traceback and answered as a generic 500."""
+    if isinstance(err, PaychanError):
+        return http_status(err), internal_error_body(err)
+    log.error("internal error on %s %s", method, path, exc_info=err)
+    return 500, {"error": {"class": "InternalError", "code": "internal_error", "message": "internal error"}}
+
+
 @web.middleware
 async def internal_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map errors of internal services to status + JSON; never a traceback."""
@@ -73,12 +82,9 @@ async def internal_error_middleware(request: web.Request, handler: Handler) -> w
         return await handler(request)
     except web.HTTPException:
         raise
-    except PaychanError as err:
-        return json_response(internal_error_body(err), status=http_status(err))
-    except Exception:
-        log.exception("internal error on %s %s", request.method, request.path)
-        return json_response({"error": {"class": "InternalError", "code": "internal_error",
-                                        "message": "internal error"}}, status=500)
+    except Exception as err:  # noqa: BLE001 - internal_error_answer logs what is not a PaychanError
+        status, body = internal_error_answer(err, request.method, request.path)
+        return json_response(body, status=status)
 
 
 def bearer_auth_middleware(token: str, open_paths: frozenset[str] = frozenset()) -> Any:

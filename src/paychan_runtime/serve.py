@@ -25,6 +25,7 @@ __all__ = ["install_uvloop", "reuseport_socket", "run_internal_service", "serve_
 
 log = logging.getLogger("paychan.serve")
 SHUTDOWN_SECONDS = 60.0  # aiohttp's own shutdown_timeout
+BACKLOG = 128  # aiohttp's sites' own backlog
 
 _Config = TypeVar("_Config", bound=InternalServiceConfig)
 
@@ -71,19 +72,21 @@ async def serve_app(app: web.Application, *, host: str | None = None, port: int 
                     unix_path: str | None = None, sock: socket.socket | None = None,
                     on_started: Callable[[], Awaitable[None]] | None = None,
                     front: Callable[[web.Server], Front] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT, then shut down cleanly (cleanup contexts run). With `front` and `sock`,
-    the socket's connections start with the front's protocol, which hands them to aiohttp's as it sees fit."""
+    """Serve until SIGTERM/SIGINT, then shut down cleanly (cleanup contexts run). With `front`, the listening
+    socket's connections start with the front's protocol, which hands them to aiohttp's as it sees fit."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    if front is not None and sock is not None and runner.server is not None:
-        await _serve_front(runner, front(runner.server), sock, on_started)
+    if unix_path is not None and sock is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(unix_path)
+    if front is not None and runner.server is not None:
+        await _serve_front(runner, front(runner.server), sock=sock, host=host, port=port, unix_path=unix_path,
+                           on_started=on_started)
         return
     site: web.BaseSite
     if sock is not None:
         site = web.SockSite(runner, sock)
     elif unix_path is not None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(unix_path)
         site = web.UnixSite(runner, unix_path)
     else:
         site = web.TCPSite(runner, host or "127.0.0.1", port or 0, reuse_address=True)
@@ -93,9 +96,21 @@ async def serve_app(app: web.Application, *, host: str | None = None, port: int 
     await _until_signalled(on_started, runner.cleanup)
 
 
-async def _serve_front(runner: web.AppRunner, fronted: Front, sock: socket.socket,
+async def _serve_front(runner: web.AppRunner, fronted: Front, *, sock: socket.socket | None, host: str | None,
+                       port: int | None, unix_path: str | None,
                        on_started: Callable[[], Awaitable[None]] | None) -> None:
-    server = await asyncio.get_running_loop().create_server(fronted.protocol, sock=sock)
+    """Listen as the aiohttp site would (same backlog, SO_REUSEADDR on TCP, a 0600 unix socket), but with
+    the front's protocol."""
+    loop = asyncio.get_running_loop()
+    server: asyncio.AbstractServer
+    if sock is not None:
+        server = await loop.create_server(fronted.protocol, sock=sock, backlog=BACKLOG)
+    elif unix_path is not None:
+        server = await loop.create_unix_server(fronted.protocol, unix_path, backlog=BACKLOG)
+        os.chmod(unix_path, 0o600)
+    else:
+        server = await loop.create_server(fronted.protocol, host or "127.0.0.1", port or 0, backlog=BACKLOG,
+                                          reuse_address=True)
 
     async def shutdown() -> None:
         server.close()
@@ -124,7 +139,8 @@ async def _until_signalled(on_started: Callable[[], Awaitable[None]] | None,
 
 
 def run_internal_service(app: web.Application, listen: InternalListenConfig,
-                         on_started: Callable[[], Awaitable[None]], logger: logging.Logger) -> int:
+                         on_started: Callable[[], Awaitable[None]], logger: logging.Logger,
+                         front: Callable[[web.Server], Front] | None = None) -> int:
     """Serve an internal service on its loopback port or unix socket until SIGTERM; exit code 0, or 1 when
     it cannot listen (the socket's folder is created first)."""
     if listen.unix_path is not None:
@@ -132,7 +148,7 @@ def run_internal_service(app: web.Application, listen: InternalListenConfig,
     install_uvloop()
     try:
         asyncio.run(serve_app(app, host=listen.host, port=listen.port, unix_path=listen.unix_path,
-                              on_started=on_started))
+                              on_started=on_started, front=front))
     except OSError as exc:
         logger.error("cannot listen on %s: %s", listen.where, exc)
         return 1
