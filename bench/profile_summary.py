@@ -1,9 +1,11 @@
 """Summarize py-spy collapsed stacks (`py-spy record --format raw`): where the samples go.
 
-Usage: python bench/profile_summary.py FILE.txt [--top 25] [--match SUBSTRING ...] [--categories]
+Usage: python bench/profile_summary.py FILE.txt [--top 25] [--match SUBSTRING ...] [--categories] [--busy]
 Prints the share of samples by self (leaf) function and, inclusively, by each function on the stack;
 `--match` adds the inclusive share of every frame containing one of the substrings; `--categories`
 sorts every sample into one of the CATEGORIES below: that of the innermost frame matching a pattern.
+Stacks recorded with C frames (`run_bench.sh --profile DIR --profile-native`) show the system calls and
+the waits; `--busy` leaves the waits (IDLE: epoll, a thread blocked on its queue) out of the total.
 """
 
 from __future__ import annotations
@@ -13,7 +15,18 @@ import re
 from collections import Counter
 from pathlib import Path
 
+IDLE = ("waiting: epoll (idle event loop)", "waiting: a thread blocked on its queue or lock")
 CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
+    # C frames (py-spy --native): the innermost frame of a sample is a system call or a wait
+    (IDLE[0], ("epoll_pwait", "epoll_wait")),
+    (IDLE[1], ("_queue_SimpleQueue_get", "PyThread_acquire_lock_timed", "pthread_cond_timedwait",
+               "pthread_cond_wait", "sem_wait", "sem_timedwait")),
+    ("system call: fdatasync/fsync", ("fdatasync", "fsync (libc")),
+    ("system call: socket/file write", ("write (libc", "writev (libc", "sendmsg (libc", "send (libc")),
+    ("system call: socket/file read", ("read (libc", "recv (libc", "recvmsg (libc")),
+    ("system call: getpid (asyncio loop lookups)", ("getpid (libc",)),
+    ("system call: thread wake-up (futex)", ("sem_post", "pthread_cond_signal", "futex")),
+    ("fast fronts: framing, head parse, answer", ("front.py",)),
     ("ECDSA verify (libsecp256k1)", ("PublicKey.verify (coincurve", "coincurve/")),
     ("sighash (SHA256d of the template)", ("PaymentVerifier.digest", "sighash.py", "hashing.py")),
     ("LevelDB write + fsync (writer thread)", ("write_batches",)),
@@ -68,6 +81,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--match", nargs="*", default=[])
     ap.add_argument("--categories", action="store_true", help="share of samples by category")
+    ap.add_argument("--busy", action="store_true", help="leave the waiting samples (native stacks) out")
     args = ap.parse_args()
     leaf: Counter[str] = Counter()
     incl: Counter[str] = Counter()
@@ -81,7 +95,7 @@ def main() -> None:
         count = int(count_text)
         frames = [_short(f) for f in stack.split(";")]
         frames = [f for f in frames if not f.startswith(("process ", "thread "))]
-        if not frames:
+        if not frames or (args.busy and _category(frames) in IDLE):
             continue
         total += count
         leaf[frames[-1]] += count
@@ -91,7 +105,7 @@ def main() -> None:
             if any(m in f for f in frames):
                 matched[m] += count
         category[_category(frames)] += count
-    print(f"{total} samples")
+    print(f"{total} samples" + (" (busy only)" if args.busy else ""))
     if args.categories:
         print("\nby category:")
         for name, c in category.most_common():

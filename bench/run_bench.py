@@ -232,14 +232,15 @@ class Stack:
                 self.pg.remove()
 
 
-def _start_profilers(stack: Stack, where: Path, index: int) -> list[subprocess.Popen[bytes]]:
-    """py-spy (not a project dependency: `pip install py-spy`) sampling each service, collapsed stacks."""
+def _start_profilers(stack: Stack, where: Path, index: int, native: bool) -> list[subprocess.Popen[bytes]]:
+    """py-spy (not a project dependency: `pip install py-spy`) sampling each service, collapsed stacks; with
+    `native`, the C frames too (system calls, uvloop, LevelDB, libsecp256k1)."""
     where.mkdir(parents=True, exist_ok=True)
     spies = []
     for name, proc in stack.procs.items():
         out = where / f"run{index}-{name}.txt"
         spies.append(subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--format", "raw", "--rate", "100",
-                                       "--subprocesses", "--output", str(out)],
+                                       "--subprocesses", *(["--native"] if native else []), "--output", str(out)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(1.0)  # attach before the load starts
     return spies
@@ -286,7 +287,7 @@ def one_run(args: argparse.Namespace, bench_args: list[str], index: int) -> dict
             bench_args = [*bench_args, "--ref-workers", str(args.workers)]
         if store_db is not None and not args.fresh_channels and "--existing" not in bench_args:
             bench_args = [*bench_args, "--existing", str(store_db) + ".json"]
-        spies = _start_profilers(stack, Path(args.profile), index) if args.profile else []
+        spies = _start_profilers(stack, Path(args.profile), index, args.profile_native) if args.profile else []
         cmd = [sys.executable, str(HERE / "bench_payments.py"), "--endpoint", f"127.0.0.1:{stack.port}", "--json",
                "--watch-pids", ",".join(map(str, stack.pids())), *bench_args]
         label = f"workers={args.workers} sync={not args.no_sync}" + (" unix" if args.unix else "")
@@ -340,6 +341,7 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], metavar="FILE.SECTION.KEY=VALUE",
                     help="override a config value, e.g. store.storage.max_batch=1000")
     ap.add_argument("--profile", metavar="DIR", help="sample every service with py-spy into DIR (collapsed stacks)")
+    ap.add_argument("--profile-native", action="store_true", help="with --profile: C frames too (py-spy --native)")
     ap.add_argument("--config-dir", default=str(DEBUG), help="debug config to copy (default config/debug)")
     ap.add_argument("--store-db", metavar="DIR", help="start ChanStore on a copy of this LevelDB (gen_channels.py)")
     ap.add_argument("--wait-store-check", action="store_true",
