@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -61,6 +62,19 @@ class OutPoint:
 
     def __str__(self) -> str:
         return f"{self.display_txid}:{self.vout}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _remembered_outpoint(txid_hex: str, vout: int) -> OutPoint:
+    return OutPoint.from_display(txid_hex, vout)
+
+
+def outpoint_from_display(txid_hex: str, vout: int) -> OutPoint:
+    """`OutPoint.from_display`, remembered for the last 4096 (txid, vout) pairs: every payment names its
+    channel's outpoint again (in the path, and in full v2 bodies). Errors are raised, never remembered."""
+    if type(txid_hex) is not str or type(vout) is not int:
+        return OutPoint.from_display(txid_hex, vout)
+    return _remembered_outpoint(txid_hex, vout)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ models themselves are `messages.PaymentBody` and `messages.PaymentDataBody`."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,7 +14,7 @@ from .der import der_length
 from .errors import InvalidInput, InvalidPayment
 from .messages import PaymentBody, PaymentDataBody, describe
 from .payment import Payment
-from .tx import OutPoint
+from .tx import outpoint_from_display
 
 _OPTIONAL_TEXT = (("sighash_flag", 2), ("funding_txid", 64), ("redeem_script", 200), ("change_address", 100))
 
@@ -91,12 +92,22 @@ def _payment(change_value: int, signature_data: str, sighash_flag: str | None, f
     if funding_txid is not None or funding_vout is not None:
         if funding_txid is None or funding_vout is None:
             raise InvalidInput("funding_txid and funding_vout go together")
-        outpoint = OutPoint.from_display(funding_txid.lower(), funding_vout)
-    script = parse_hex(redeem_script, "redeem_script", 200) if redeem_script is not None else None
+        outpoint = outpoint_from_display(funding_txid.lower(), funding_vout)
+    script = _redeem_script(redeem_script) if redeem_script is not None else None
     return Payment(
         change_value=change_value, signature=sig, outpoint=outpoint, redeem_script=script,
         change_address=change_address, application_data=application_data,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _remembered_script(text: str) -> bytes:
+    return parse_hex(text, "redeem_script", 200)
+
+
+def _redeem_script(text: str) -> bytes:
+    """The redeem script's bytes, remembered for the last 1024 seen (full bodies repeat their channel's)."""
+    return _remembered_script(text) if type(text) is str else parse_hex(text, "redeem_script", 200)
 
 
 def payment_to_json(p: Payment, *, seed_form: bool = True) -> dict[str, Any]:

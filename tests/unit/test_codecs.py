@@ -27,7 +27,7 @@ from paychan_common.payment import Payment
 from paychan_common.script import channel_redeem_script, parse_channel_script, push_data, script_num
 from paychan_common.sighash import NONE_ACP, SINGLE_ACP
 from paychan_common.state import ChannelState, Family, Status
-from paychan_common.tx import OutPoint, Transaction, TxIn, TxOut, varint
+from paychan_common.tx import OutPoint, Transaction, TxIn, TxOut, outpoint_from_display, varint
 from paychan_common.wire_v1 import encode_v1_payload, parse_v1_payload
 from paychan_common.wire_v2 import parse_v2_payment, payment_to_json
 
@@ -297,6 +297,19 @@ def test_outpoint_garbage(data: bytes, txid: str, vout: int) -> None:
     assert err is None or isinstance(err, InvalidInput)
     if isinstance(vout, bool) or not 0 <= vout <= U32:
         assert err is not None
+
+
+@fast(200)
+@given(op=outpoints(), txid=st.text(max_size=70), vout=st.one_of(st.integers(-(2**40), 2**40), st.booleans()))
+def test_remembered_outpoints_are_from_display(op: OutPoint, txid: str, vout: int) -> None:
+    for _ in range(2):  # the second call is answered from memory
+        assert outpoint_from_display(op.display_txid, op.vout) == op
+    first, again = only_typed_errors(outpoint_from_display, txid, vout), only_typed_errors(outpoint_from_display,
+                                                                                           txid, vout)
+    expected = only_typed_errors(OutPoint.from_display, txid, vout)
+    assert type(first) is type(again) is type(expected)  # refusals are refused again, never remembered
+    assert isinstance(only_typed_errors(outpoint_from_display, 12, 0), InvalidInput)  # not a string: no cache key
+    assert isinstance(only_typed_errors(outpoint_from_display, op.display_txid, True), InvalidInput)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from paychan_common.channel import parse_hex
 from paychan_common.errors import InvalidInput
 from paychan_common.keys import PublicKey
 from paychan_common.script import check_exp_time
-from paychan_common.tx import OutPoint
+from paychan_common.tx import OutPoint, outpoint_from_display
 
 
 def required(query: Mapping[str, str], name: str) -> str:
@@ -41,7 +41,7 @@ def parse_pubkey(text: str) -> PublicKey:
 
 def parse_outpoint(txid: str, vout: str) -> OutPoint:
     """funding_txid (display hex) and funding_vout (uint32) from a path."""
-    return OutPoint.from_display(txid.lower(), parse_uint(vout, "funding_vout"))
+    return outpoint_from_display(txid.lower(), parse_uint(vout, "funding_vout"))
 
 
 def parse_secret(text: str | None) -> bytes:
