@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -131,6 +132,9 @@ async def _until_signalled(on_started: Callable[[], Awaitable[None]] | None,
         loop.add_signal_handler(sig, stop.set)
     if on_started is not None:
         await on_started()
+    # What start-up built (modules, models, configuration, a store's loaded channels) lives as long as the
+    # process: out of the collector's sight, a full collection no longer walks it on the serving path.
+    gc.freeze()
     try:
         await stop.wait()
     finally:
