@@ -17,12 +17,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httptools
 import httpx
 import pytest
 
 from tests.support.channels import CLIENT_REFUND, SINGLE_ACP, TestChannel
 from tests.support.plugin import ServicesFactory
+from tests.support.raw_http import exchange, request
 from tests.support.services import Services
 
 pytestmark = pytest.mark.functional
@@ -136,39 +136,11 @@ def test_every_answer_is_the_same_with_and_without_the_front(stacks: tuple[Servi
 
 
 def _request(method: str, target: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
-    head = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1"]
-    head += [f"{k}: {v}" for k, v in (headers or {"Content-Type": "application/json"}).items()]
-    if "Transfer-Encoding" not in (headers or {}):
-        head.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
-
-
-class _Answers:
-    def __init__(self) -> None:
-        self.done: list[tuple[int, bytes]] = []
-        self._body = b""
-        self.parser = httptools.HttpResponseParser(self)
-
-    def on_body(self, body: bytes) -> None:
-        self._body += body
-
-    def on_message_complete(self) -> None:
-        self.done.append((self.parser.get_status_code(), self._body))
-        self._body = b""
+    return request(method, target, body, headers or {"Content-Type": "application/json"})
 
 
 def _exchange(port: int, chunks: list[bytes], answers: int) -> list[tuple[int, bytes]]:
-    got = _Answers()
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for chunk in chunks:
-            sock.sendall(chunk)
-            time.sleep(0.002)
-        while len(got.done) < answers:
-            data = sock.recv(65536)
-            assert data, f"connection closed after {len(got.done)} answers"
-            got.parser.feed_data(data)
-    return got.done
+    return [(status, body) for status, _, _, body in exchange(port, chunks, answers)]
 
 
 def test_pipelined_requests_are_answered_in_order_across_the_hand_over(stacks: tuple[Services, Services]) -> None:

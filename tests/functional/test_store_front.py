@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import time
 from collections.abc import Iterator
 
-import httptools
 import pytest
 
 from chan_store.client import ChanStoreClient
@@ -30,6 +27,7 @@ from chan_store.contract import (
 )
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import OutPoint
+from tests.support.raw_http import Answer, exchange, request
 from tests.support.services import Services
 from tests.support.synthetic import synthetic_states
 
@@ -69,54 +67,6 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services,
             svc.stop()
 
 
-def _request(method: str, target: str, body: bytes, headers: dict[str, str]) -> bytes:
-    head = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
-    if "Transfer-Encoding" not in headers:
-        head.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
-
-
-Answer = tuple[int, str, dict[str, str], bytes]
-
-
-class _Answers:
-    def __init__(self) -> None:
-        self.done: list[Answer] = []
-        self._headers: dict[str, str] = {}
-        self._body = b""
-        self.parser = httptools.HttpResponseParser(self)
-        self._reason = ""
-
-    def on_status(self, status: bytes) -> None:
-        self._reason = status.decode()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.decode().lower()] = value.decode()
-
-    def on_body(self, body: bytes) -> None:
-        self._body += body
-
-    def on_message_complete(self) -> None:
-        self._headers.pop("date", None)
-        self.done.append((self.parser.get_status_code(), self._reason, self._headers, self._body))
-        self._headers, self._body = {}, b""
-
-
-def _exchange(port: int, chunks: list[bytes], answers: int) -> list[Answer]:
-    got = _Answers()
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for chunk in chunks:
-            sock.sendall(chunk)
-            if len(chunks) > 1:
-                time.sleep(0.002)
-        while len(got.done) < answers:
-            data = sock.recv(65536)
-            assert data, f"connection closed after {len(got.done)} answers"
-            got.parser.feed_data(data)
-    return got.done
-
-
 def _cases(token: str) -> list[tuple[str, str, str, dict[str, str], bytes]]:
     auth = {"Authorization": f"Bearer {token}", "Content-Type": PAYMENTS_CONTENT_TYPE}
     json_auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -149,8 +99,8 @@ def test_every_answer_is_the_same_with_and_without_the_front(stores: tuple[Servi
     answers: dict[str, Answer] = {}
     for (name, method, path, headers, body), (_, _, _, slow_headers, _) in zip(
             _cases(fast.token), _cases(slow.token), strict=True):
-        [a] = _exchange(fast.store_port, [_request(method, path, body, headers)], 1)
-        [b] = _exchange(slow.store_port, [_request(method, path, body, slow_headers)], 1)
+        [a] = exchange(fast.store_port, [request(method, path, body, headers)], 1)
+        [b] = exchange(slow.store_port, [request(method, path, body, slow_headers)], 1)
         assert a == b, name
         answers[name] = a
         if a[0] != 200:
@@ -166,7 +116,7 @@ def test_every_answer_is_the_same_with_and_without_the_front(stores: tuple[Servi
     # and both stores hold the same states
     for state in (A, B, C):
         path = f"/channels/{outpoint_hex(state.outpoint)}"
-        got = [_exchange(svc.store_port, [_request("GET", path, b"", {"Authorization": f"Bearer {svc.token}"})], 1)[0]
+        got = [exchange(svc.store_port, [request("GET", path, b"", {"Authorization": f"Bearer {svc.token}"})], 1)[0]
                for svc in (fast, slow)]
         assert got[0][0] == 200 and got[0][3] == got[1][3]
 
@@ -176,20 +126,20 @@ def test_pipelined_batches_are_answered_in_order_across_the_hand_over(stores: tu
     auth = {"Authorization": f"Bearer {fast.token}", "Content-Type": PAYMENTS_CONTENT_TYPE}
     base = C.change_value - 100
     wire = b"".join([
-        _request("POST", "/payments", _batch((C, base)), auth),
-        _request("POST", "/payments", _batch((C, base - 10)), auth),
-        _request("GET", "/health", b"", {}),  # not a batch: aiohttp takes the connection from here on
-        _request("POST", "/payments", _batch((C, base - 30)), auth),
+        request("POST", "/payments", _batch((C, base)), auth),
+        request("POST", "/payments", _batch((C, base - 10)), auth),
+        request("GET", "/health", b"", {}),  # not a batch: aiohttp takes the connection from here on
+        request("POST", "/payments", _batch((C, base - 30)), auth),
     ])
-    answers = _exchange(fast.store_port, [wire], 4)
+    answers = exchange(fast.store_port, [wire], 4)
     assert [a[0] for a in answers] == [200, 200, 200, 200]
     received = [decode_payment_results(answers[i][3])[0] for i in (0, 1, 3)]
     assert all(isinstance(r, PaymentApplied) for r in received)
     assert [r.change_value for r in received if isinstance(r, PaymentApplied)] == [base, base - 10, base - 30]
     assert json.loads(answers[2][3])["ok"] is True
     # a batch in 5-byte segments
-    wire = _request("POST", "/payments", _batch((C, base - 31)), auth)
-    [answer] = _exchange(fast.store_port, [wire[i:i + 5] for i in range(0, len(wire), 5)], 1)
+    wire = request("POST", "/payments", _batch((C, base - 31)), auth)
+    [answer] = exchange(fast.store_port, [wire[i:i + 5] for i in range(0, len(wire), 5)], 1)
     [result] = decode_payment_results(answer[3])
     assert isinstance(result, PaymentApplied) and result.value_received == 1
 
