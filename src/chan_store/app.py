@@ -80,7 +80,8 @@ def open_leveldb(config: StoreConfig, crash: CrashHook | None = None) -> Storage
     path = config.storage.directory
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = write_batches if crash is None else crashing_writer(crash)
-    return LevelDBStorage(path, sync=config.storage.sync, max_batch=config.storage.max_batch, writer=writer)
+    return LevelDBStorage(path, sync=config.storage.sync, max_batch=config.storage.max_batch, writer=writer,
+                          inline_below=config.storage.inline_write_below)
 
 
 def _default_storage() -> StorageFactory:

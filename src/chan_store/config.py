@@ -37,6 +37,9 @@ class StorageConfig(StrictSection):
     """PostgreSQL: connections per ChanStore process."""
     sync: bool = True
     max_batch: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    inline_write_below: Annotated[int, Field(ge=0, le=1_000_000)] = 16
+    """LevelDB: a group write of fewer operations (one per payment) is written in the event loop's own thread,
+    two thread wake-ups cheaper than the writer thread (few clients); 0 = always the writer thread."""
     cache_size: Annotated[int, Field(ge=1, le=10_000_000)] = DEFAULT_CACHE_SIZE
 
     @model_validator(mode="after")

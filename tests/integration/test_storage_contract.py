@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chan_store.leveldb_storage import LevelDBStorage
+from chan_store.leveldb_storage import LevelDBStorage, write_batches
 from chan_store.memory_storage import MemoryStorage
 from chan_store.storage import (
     Storage,
@@ -36,6 +38,7 @@ class Adapter:
 ADAPTERS = [
     Adapter("memory", lambda _path: MemoryStorage(), durable=False),
     Adapter("leveldb", lambda path: LevelDBStorage(path), durable=True),
+    Adapter("leveldb-inline", lambda path: LevelDBStorage(path, inline_below=1_000_000), durable=True),
 ]
 
 
@@ -385,6 +388,43 @@ async def test_failed_write_fails_its_waiters_and_stops(tmp_path: Path) -> None:
         assert list(reopened.scan(b"key")) == []
     finally:
         await reopened.close()
+
+
+async def test_small_groups_are_written_in_the_loop_thread_large_ones_by_the_writer(tmp_path: Path) -> None:
+    threads: list[tuple[str, int]] = []
+
+    def recording(db: Any, batches: Sequence[WriteBatch], sync: bool) -> None:
+        threads.append((threading.current_thread().name, sum(len(b) for b in batches)))
+        write_batches(db, batches, sync)
+
+    store = LevelDBStorage(tmp_path / "db", writer=recording, inline_below=4)
+    try:
+        await asyncio.gather(*(store.commit(keyed(i)) for i in range(3)))  # one group of 3 operations
+        await asyncio.gather(*(store.commit(keyed(i)) for i in range(3, 9)))  # one group of 6
+        await store.commit(keyed(9))
+        assert threads == [(threading.current_thread().name, 3), ("leveldb-writer", 6),
+                           (threading.current_thread().name, 1)]
+        assert [key for key, _ in store.scan(b"key")] == [b"key%04d" % i for i in range(10)]
+        assert store.stats().writes == 10 and store.stats().commits == 3
+    finally:
+        await store.close()
+    with pytest.raises(ValueError):
+        LevelDBStorage(tmp_path / "other", inline_below=-1)
+
+
+async def test_a_failed_inline_write_fails_its_waiters_and_stops(tmp_path: Path) -> None:
+    def failing(db: Any, batches: Sequence[WriteBatch], sync: bool) -> None:
+        raise OSError("disk on fire")
+
+    store = LevelDBStorage(tmp_path / "db", writer=failing, inline_below=1_000)
+    try:
+        outcomes = await asyncio.gather(*(store.commit(keyed(i)) for i in range(3)), return_exceptions=True)
+        assert all(isinstance(o, StorageError) and isinstance(o.__cause__, OSError) for o in outcomes)
+        with pytest.raises(StorageFailedError):
+            await store.commit(keyed(100))
+        assert store.stats().writes == 0
+    finally:
+        await store.close()
 
 
 async def test_data_survives_reopen(tmp_path: Path) -> None:
