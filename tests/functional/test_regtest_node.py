@@ -10,7 +10,7 @@ import pytest
 from bitcoin.core.script import OP_TRUE, CScript
 from bitcoin.wallet import P2SHBitcoinAddress
 
-from tests.support.regtest import RegtestNode, RpcError, find_bitcoind, wait_for
+from tests.support.regtest import FUNDED_HEIGHT, RegtestNode, RpcError, find_bitcoind, wait_for
 
 pytestmark = pytest.mark.regtest
 
@@ -24,19 +24,19 @@ def op_true_p2sh_address() -> str:
 def test_funded_node(regtest_node: RegtestNode) -> None:
     info = regtest_node.rpc("getblockchaininfo")
     assert info["chain"] == "regtest"
-    assert info["blocks"] >= 101
-    # 101 blocks: the first coinbase (50 BTC) is mature, the other 100 are not
+    assert info["blocks"] >= FUNDED_HEIGHT
+    # 200 blocks: the first 100 coinbases (50 BTC each) are mature, the other 100 are not
     assert regtest_node.rpc("getbalance") >= Decimal("50")
     assert regtest_node.rpc_url.startswith("http://127.0.0.1:")
     assert regtest_node.rpc_user and regtest_node.rpc_password
 
 
-def test_fresh_node_balance_is_exactly_50(regtest_node_fresh: RegtestNode) -> None:
+def test_fresh_node_balance_is_its_100_mature_coinbases(regtest_node_fresh: RegtestNode) -> None:
     node = regtest_node_fresh
-    assert node.rpc("getblockcount") == 101
-    assert node.rpc("getbalance") == Decimal("50.00000000")
+    assert node.rpc("getblockcount") == FUNDED_HEIGHT
+    assert node.rpc("getbalance") == Decimal("5000.00000000")
     balances = node.rpc("getbalances")["mine"]
-    assert balances["immature"] == Decimal("5000.00000000")
+    assert balances["immature"] == Decimal("3725.00000000")  # 101-149 at 50, 150-200 at 25: regtest halves at 150
 
 
 def test_send_to_op_true_p2sh(regtest_node: RegtestNode) -> None:

@@ -22,7 +22,7 @@ from paychan_server.adapters.bitcoind import BitcoindChain, RpcError
 from paychan_server.adapters.debug_chain import OutputState
 from paychan_server.config import BitcoinConfig, SettlementConfig
 from tests.support.ports import reserve_port
-from tests.support.regtest import RegtestNode, find_bitcoind
+from tests.support.regtest import FUNDED_HEIGHT, RegtestNode, find_bitcoind
 
 pytestmark = pytest.mark.regtest
 COIN = 100_000_000
@@ -139,7 +139,7 @@ async def test_estimate_rate_is_not_capped_and_incremental_rate_is_the_nodes(tmp
     """Spec 8.6: the bump schedule reads the node's estimate uncapped (to compare it with the ceiling)."""
     with RegtestNode(tmp_path / "node", find_bitcoind()) as node:
         node.create_wallet("w")
-        node.mine(101)
+        node.mine(FUNDED_HEIGHT)
         adapter = BitcoindChain(config(node), SettlementConfig(fee_rate_sat_per_byte=3, max_fee_rate_sat_per_byte=2))
         try:
             assert await adapter.estimate_rate(6) is None  # no data yet
@@ -178,7 +178,7 @@ async def test_output_state_and_tx_status(regtest_node: RegtestNode, chain: Bitc
 async def test_tx_status_without_txindex_uses_the_outputs_and_fee_floor(tmp_path: Path) -> None:
     with RegtestNode(tmp_path / "node", find_bitcoind(), extra_args=["-txindex=0", "-minrelaytxfee=0.00005"]) as node:
         node.create_wallet("w")
-        node.mine(101)
+        node.mine(FUNDED_HEIGHT)
         adapter = BitcoindChain(config(node), SETTLEMENT)
         try:
             await adapter.startup_check()

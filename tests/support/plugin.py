@@ -1,7 +1,7 @@
 """paychan's pytest plugin (as pyln-testing's fixtures; registered by `pytest_plugins` in tests/conftest.py).
 
 Fixtures: `regtest_node` (module) and `regtest_node_fresh` (per test), a real bitcoind in regtest with wallet "w"
-and 101 blocks; `services_factory` (per test) and `module_services_factory` (per module), which start the three
+and 200 blocks; `services_factory` (per test) and `module_services_factory` (per module), which start the three
 services as subprocesses on reserved ports and stop them afterwards, and `services`, the default debug stack;
 `shared_services`, one per module, and `node_services`, the three on the module's regtest node;
 `stack`, the in-process stack of the integration tier; `pg_server` (session), a real PostgreSQL server run as
@@ -99,7 +99,7 @@ def node_services(regtest_node: RegtestNode, tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="module")
 def regtest_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestNode]:
-    """A started regtest node shared by a test module: wallet "w", 101 blocks mined."""
+    """A started regtest node shared by a test module: wallet "w", 200 blocks mined."""
     with funded_node(tmp_path_factory.mktemp("regtest")) as node:
         yield node
 

@@ -8,7 +8,7 @@ Modelled loosely on Bitcoin Core's functional test framework
 * :class:`RegtestNode` writes a ``bitcoin.conf`` with free ports and random RPC
   credentials, starts the daemon, waits for RPC readiness and offers the shared
   synchronous JSON-RPC client (:meth:`RegtestNode.rpc`) plus helpers;
-* :func:`funded_node` starts one with a wallet ``"w"`` and 101 mined blocks
+* :func:`funded_node` starts one with a wallet ``"w"`` and 200 mined blocks
   (so 50 BTC are spendable); the plugin's fixtures ``regtest_node`` (module
   scope) and ``regtest_node_fresh`` (function scope) yield such a node.
 
@@ -35,6 +35,7 @@ from tests.support.ports import reserve_port
 
 __all__ = [
     "DEFAULT_BITCOIND",
+    "FUNDED_HEIGHT",
     "INSTALL_SCRIPT",
     "PROJECT_ROOT",
     "BitcoindError",
@@ -328,10 +329,17 @@ class RegtestNode:
         return f"<RegtestNode {self.datadir} rpcport={self.rpc_port} {state}>"
 
 
+FUNDED_HEIGHT = 200
+"""Blocks mined by `funded_node`: 100 mature coinbases. Not 101: the wallet's anti-fee-sniping gives one
+transaction in ten an nLockTime up to 99 blocks back, and below height 121 that can be 21, which Bitcoin
+Knots refuses as a CAT-21 "parasite" (`-rejectparasites`, on by default): "Transaction cannot be broadcast
+immediately, parasite-cat21", the funding never reaches the mempool and the test fails at random."""
+
+
 @contextmanager
 def funded_node(datadir: Path) -> Iterator[RegtestNode]:
-    """A started node in datadir with wallet "w" and 101 blocks mined; stopped on exit."""
+    """A started node in datadir with wallet "w" and FUNDED_HEIGHT blocks mined; stopped on exit."""
     with RegtestNode(datadir, find_bitcoind()) as node:
         node.create_wallet("w")
-        node.mine(101)
+        node.mine(FUNDED_HEIGHT)
         yield node
