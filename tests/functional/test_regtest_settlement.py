@@ -312,7 +312,9 @@ def test_node_outage_and_mempool_loss(regtest_node_fresh: RegtestNode, tmp_path:
             assert err.value.status == 503
 
             log.info("the node restarts with an empty mempool: A is rebroadcast, B settles, the open succeeds")
-            restart_node(node, ["-persistmempool=0"])
+            # -walletbroadcast=0: A pays the node wallet's address, and a wallet loaded at start-up resubmits its
+            # unconfirmed transactions itself, racing paychan's rebroadcast that this test is about.
+            restart_node(node, ["-persistmempool=0", "-walletbroadcast=0"])
             wait_for(lambda: "rebroadcasting" in svc.server.tail(300), timeout=30, description="rebroadcast")
             wait_for(lambda: txid_a in node.rpc("getrawmempool"), timeout=30, description="A back in the mempool")
             state_b = wait_state(svc, b.funding_outpoint, lambda s: bool(s.settlement_txid), what="B signed")
