@@ -14,7 +14,6 @@ its answer is written only once the batch is durably stored, as the handler's is
 from __future__ import annotations
 
 import hmac
-import logging
 import time
 from collections.abc import Callable
 from http import HTTPStatus
@@ -34,8 +33,6 @@ from chan_store.engine import ChannelEngine
 from chan_store.metrics import STORE_METRICS
 from paychan_runtime.front import FrontConnection, FrontContext, read_head
 from paychan_runtime.http import internal_error_answer
-from paychan_runtime.logs import ACCESS_LOGGER, log_request
-from paychan_runtime.metrics import LatencyRecorder, latency_recorder
 
 __all__ = ["BatchConnection", "StoreFront", "front"]
 
@@ -48,11 +45,9 @@ class StoreFront(FrontContext):
     """What every connection shares: the app (its store, once open), the token, metrics, the access log."""
 
     def __init__(self, app: web.Application, server: web.Server) -> None:
-        super().__init__(server)
+        super().__init__(server, app[STORE_METRICS])
         self.app = app
         self.expected = app[AUTH_HEADER_KEY]
-        self.observe: LatencyRecorder = latency_recorder(app[STORE_METRICS])
-        self.access = logging.getLogger(ACCESS_LOGGER)
 
     @property
     def store(self) -> ChannelEngine | None:
@@ -96,10 +91,7 @@ class BatchConnection(FrontConnection[ChannelEngine]):
         except Exception as err:  # noqa: BLE001 - internal_error_answer logs what is not a PaychanError
             status, err_body = internal_error_answer(err, "POST", _PATH)
             answer = ctx.answer(status, HTTPStatus(status).phrase, orjson.dumps(err_body))
-        seconds = time.perf_counter() - start
-        ctx.observe("POST", _PATH, status, seconds)
-        if ctx.access.isEnabledFor(logging.DEBUG):  # POST /payments is a quiet route: DEBUG
-            log_request(ctx.access, logging.DEBUG, "POST", _PATH, _PATH, status, seconds, self.peer)
+        ctx.served("POST", _PATH, _PATH, status, start, self.peer)
         return answer
 
 

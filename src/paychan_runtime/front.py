@@ -28,6 +28,9 @@ import httptools
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
+from .logs import ACCESS_LOGGER, log_request
+from .metrics import LatencyRecorder, Metrics, latency_recorder
+
 __all__ = ["FrontConnection", "FrontContext", "Head", "HttpDate", "read_head"]
 
 log = logging.getLogger("paychan.front")
@@ -115,8 +118,10 @@ class FrontContext:
     """What every connection of one listening socket shares: aiohttp's server (for hand-overs), the fixed
     answer headers, the open connections (for shutdown)."""
 
-    def __init__(self, server: web.Server, fixed_headers: dict[str, str] | None = None) -> None:
+    def __init__(self, server: web.Server, metrics: Metrics, fixed_headers: dict[str, str] | None = None) -> None:
         self.server = server
+        self._observe: LatencyRecorder = latency_recorder(metrics)
+        self._access = logging.getLogger(ACCESS_LOGGER)
         lines = [f"{name}: {value}\r\n" for name, value in (fixed_headers or {}).items()]
         self.fixed = ("".join(lines) + f"Server: {SERVER_SOFTWARE}\r\n").encode("latin-1")
         self.date = HttpDate()
@@ -132,6 +137,14 @@ class FrontContext:
     def protocol(self) -> asyncio.Protocol:
         """A new connection's protocol (the listening server's factory)."""
         raise NotImplementedError
+
+    def served(self, method: str, route: str, path: str, status: int, started: float, peer: str | None) -> None:
+        """Record one answered request as the app's middlewares would: its latency, and the access-log line
+        at DEBUG (the routes a front serves are the quiet ones)."""
+        seconds = time.perf_counter() - started
+        self._observe(method, route, status, seconds)
+        if self._access.isEnabledFor(logging.DEBUG):
+            log_request(self._access, logging.DEBUG, method, route, path, status, seconds, peer)
 
     async def shutdown(self) -> None:
         """Close idle connections now and the busy ones right after their answer; the caller bounds the wait

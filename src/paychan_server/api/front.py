@@ -12,7 +12,6 @@ aiohttp handler; a connection that goes away while its payment is being stored d
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
@@ -25,8 +24,6 @@ from paychan_common.state import Family
 from paychan_common.wire_v2 import parse_v2_payment
 from paychan_runtime.front import FrontConnection, FrontContext, read_head
 from paychan_runtime.http import parse_json
-from paychan_runtime.logs import ACCESS_LOGGER, log_request
-from paychan_runtime.metrics import LatencyRecorder, latency_recorder
 
 from ..domain.service import PayChanService
 from ..operator.metrics import METRICS
@@ -44,11 +41,9 @@ class PaymentFront(FrontContext):
     """What every connection of one worker shares: the app (its service, once ready), metrics, the log."""
 
     def __init__(self, app: web.Application, server: web.Server) -> None:
-        super().__init__(server, dict(CORS_HEADERS))
+        super().__init__(server, app[METRICS], dict(CORS_HEADERS))
         self.app = app
         self.max_body = app[MAX_BODY]
-        self.observe: LatencyRecorder = latency_recorder(app[METRICS])
-        self.access = logging.getLogger(ACCESS_LOGGER)
 
     @property
     def service(self) -> PayChanService | None:
@@ -152,10 +147,7 @@ class FastFront(FrontConnection[Taken]):
         except Exception:  # noqa: BLE001 - logged with its traceback, answered generically as aiohttp's edge does
             status, reason, err_body = unexpected_answer(family, "PUT", path)
             answer = ctx.answer(status, reason, orjson.dumps(err_body))
-        seconds = time.perf_counter() - start
-        ctx.observe("PUT", template, status, seconds)
-        if ctx.access.isEnabledFor(logging.DEBUG):  # payment routes are quiet: DEBUG
-            log_request(ctx.access, logging.DEBUG, "PUT", template, path, status, seconds, self.peer)
+        ctx.served("PUT", template, path, status, start, self.peer)
         return answer
 
     async def _pay(self, template: str, parts: list[str], query: str, content_type: str,
