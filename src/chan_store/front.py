@@ -37,6 +37,7 @@ from paychan_runtime.http import internal_error_answer
 __all__ = ["BatchConnection", "StoreFront", "front"]
 
 _PATH = "/payments"
+_TARGET = _PATH.encode("ascii")
 _MEDIA = PAYMENTS_CONTENT_TYPE.encode("ascii")
 _RESULTS = RESULTS_CONTENT_TYPE.encode("ascii")
 
@@ -69,7 +70,7 @@ class BatchConnection(FrontConnection[ChannelEngine]):
     def take(self, head: bytes) -> tuple[ChannelEngine, int] | None:
         """(the store, content length) of a plain, authorized binary batch; None for anything else."""
         fields = read_head(head, b"POST")
-        if fields is None or fields.url != b"/payments" or fields.content_type != _MEDIA:
+        if fields is None or fields.url != _TARGET or fields.content_type != _MEDIA:
             return None
         given = fields.authorization
         if given is None or not hmac.compare_digest(given, self._ctx.expected):

@@ -262,13 +262,7 @@ class LevelDBStorage:
             # A small group (few clients): the loop waits for this one fsync itself, which costs less CPU and
             # latency than waking the writer thread and being woken by it; what arrives meanwhile waits in
             # the sockets and goes in the next group. Outcomes are delivered in the next loop iteration.
-            started = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                self._writer(self._db, batches, self._sync)
-            except BaseException as exc:  # noqa: BLE001 - any writer failure must reach the waiters
-                error = exc
-            loop.call_soon(self._written, time.perf_counter() - started, error)
+            loop.call_soon(self._written, *self._write_group(batches))
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._write_forever, name="leveldb-writer", daemon=True)
@@ -279,15 +273,19 @@ class LevelDBStorage:
         """The writer thread: one engine write per job, in order; each outcome goes back to the job's loop."""
         while (job := self._jobs.get()) is not None:
             loop, batches = job
-            started = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                self._writer(self._db, batches, self._sync)
-            except BaseException as exc:  # noqa: BLE001 - any writer failure must reach the waiters, never a silent success
-                error = exc
-            seconds = time.perf_counter() - started
+            outcome = self._write_group(batches)
             with contextlib.suppress(RuntimeError):  # RuntimeError: that loop is closed, nobody waits any more
-                loop.call_soon_threadsafe(self._written, seconds, error)
+                loop.call_soon_threadsafe(self._written, *outcome)
+
+    def _write_group(self, batches: list[WriteBatch]) -> tuple[float, BaseException | None]:
+        """One engine write of `batches`, in whichever thread calls it: (seconds taken, its failure or None)."""
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            self._writer(self._db, batches, self._sync)
+        except BaseException as exc:  # noqa: BLE001 - any writer failure must reach the waiters, never a silent success
+            error = exc
+        return time.perf_counter() - started, error
 
     def _written(self, seconds: float, error: BaseException | None) -> None:
         """In the loop: the group write returned; acknowledge (or fail) its batches, start the next one."""
