@@ -79,13 +79,22 @@ class InternalClient:
 
     async def _exchange(self, request: bytes) -> tuple[int, bytes]:
         conn: Http1Connection | None = None
+        idle = self._idle
+        while idle and not idle[-1].reusable:
+            idle.pop()
         try:
-            async with asyncio.timeout(self._timeout), self._slots:
-                while self._idle and not self._idle[-1].reusable:
-                    self._idle.pop()
-                conn = self._idle.pop() if self._idle else await open_connection(
-                    self._host, self._port, self._unix_path)
-                answer = await conn.exchange(request)
+            if idle and not self._slots.locked():
+                # The usual case: a free slot (taken without waiting) and an idle connection, whose own timer
+                # bounds the exchange; `asyncio.timeout` costs several event-loop lookups per exchange.
+                async with self._slots:
+                    conn = idle.pop()
+                    answer = await conn.exchange(request, self._timeout)
+            else:
+                async with asyncio.timeout(self._timeout), self._slots:
+                    while idle and not idle[-1].reusable:
+                        idle.pop()
+                    conn = idle.pop() if idle else await open_connection(self._host, self._port, self._unix_path)
+                    answer = await conn.exchange(request)
         except (OSError, ConnectionError, TimeoutError) as exc:
             if conn is not None:
                 conn.close()

@@ -43,6 +43,7 @@ class Http1Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._lost: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # looked up once: each lookup is a getpid() call
         self.reusable = True
         """False once the connection is closed, broken, or the peer asked to close it."""
 
@@ -50,6 +51,7 @@ class Http1Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport subclass
+        self._loop = asyncio.get_running_loop()
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -103,16 +105,29 @@ class Http1Connection(asyncio.Protocol):
             waiter.set_exception(exc)
         self.close()
 
-    async def exchange(self, request: bytes) -> Answer:
-        """Send one request, return (status, body); ConnectionError if the connection cannot carry it."""
+    async def exchange(self, request: bytes, timeout: float | None = None) -> Answer:  # noqa: ASYNC109 - one timer costs less than asyncio.timeout per exchange
+        """Send one request, return (status, body); ConnectionError if the connection cannot carry it.
+        With `timeout` (seconds), TimeoutError when no complete answer came by then; the connection is then
+        closed (one timer: cheaper than `asyncio.timeout` on the hot path)."""
         if self._lost is not None:
             raise ConnectionError(f"connection lost: {self._lost!r}")
-        if not self.reusable or self._transport is None or self._waiter is not None:
+        loop = self._loop
+        if not self.reusable or self._transport is None or self._waiter is not None or loop is None:
             raise ConnectionError("connection not usable")
-        waiter: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[Answer] = loop.create_future()
         self._waiter = waiter
         self._transport.write(request)
-        return await waiter
+        if timeout is None:
+            return await waiter
+        timer = loop.call_later(timeout, self._expire, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+
+    def _expire(self, waiter: asyncio.Future[Answer]) -> None:
+        if self._waiter is waiter:
+            self._fail(TimeoutError("no answer in time"))
 
     def close(self) -> None:
         """Close the connection (an exchange under way fails)."""

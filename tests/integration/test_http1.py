@@ -36,6 +36,11 @@ async def _close(_request: web.Request) -> web.Response:
     return web.json_response({"bye": True}, headers={"Connection": "close"})
 
 
+async def _slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(float(request.query.get("s", "1")))
+    return web.json_response({"slow": True})
+
+
 async def _missing(_request: web.Request) -> web.Response:
     return web.json_response({"error": {"class": "ChannelNotFound", "code": "channel_not_found",
                                         "message": "no such channel"}}, status=404)
@@ -48,6 +53,7 @@ async def server() -> AsyncIterator[TestServer]:
     app.router.add_get("/chunked", _chunked)
     app.router.add_get("/close", _close)
     app.router.add_get("/missing", _missing)
+    app.router.add_get("/slow", _slow)
     srv = TestServer(app, host="127.0.0.1")
     await srv.start_server()
     yield srv
@@ -86,6 +92,25 @@ async def test_error_body_raises_the_typed_error(server: TestServer) -> None:
     try:
         with pytest.raises(ChannelNotFound, match="no such channel"):
             await client.request("GET", "/missing")
+    finally:
+        await client.close()
+
+
+async def test_a_late_answer_times_out_on_a_new_and_on_a_reused_connection(server: TestServer) -> None:
+    client = _client(server, timeout=0.3)
+    try:
+        with pytest.raises(ServiceUnavailable, match="test service unreachable: TimeoutError"):
+            await client.request("GET", "/slow", params={"s": "2"})  # the first exchange: a new connection
+        assert client._idle == []  # its state is unknown: closed, not kept
+        assert (await client.request("GET", "/echo"))["method"] == "GET"
+        assert len(client._idle) == 1
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ServiceUnavailable, match="test service unreachable: TimeoutError"):
+            await client.request("GET", "/slow", params={"s": "2"})  # on the idle connection (its own timer)
+        assert 0.25 < asyncio.get_running_loop().time() - started < 1.5
+        assert client._idle == []
+        assert await client.request("GET", "/slow", params={"s": "0.05"}) == {"slow": True}  # within time
+        assert len(client._idle) == 1
     finally:
         await client.close()
 
