@@ -183,6 +183,7 @@ class FrontConnection(asyncio.Protocol, Generic[Taken]):
         self._eof = False
         self._closing = False
         self._timer: asyncio.TimerHandle | None = None
+        self._last_answer = 0.0  # loop time of the last answer written (or of the connection's start)
         self.peer: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -245,13 +246,21 @@ class FrontConnection(asyncio.Protocol, Generic[Taken]):
 
     # -- requests -------------------------------------------------------------------------------------
     def _arm_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_later(KEEPALIVE_SECONDS, self._idle)
+        """The keep-alive timer, armed once: it closes the connection KEEPALIVE_SECONDS after its last answer
+        (an answer only notes its time; re-arming a timer per request cost more than the rest of the framing)."""
+        self._last_answer = self._loop.time()
+        self._timer = self._loop.call_at(self._last_answer + KEEPALIVE_SECONDS, self._idle)
 
     def _idle(self) -> None:
-        if not self._busy and self._transport is not None:
-            self._transport.close()
+        self._timer = None
+        if self._transport is None:
+            return
+        now = self._loop.time()
+        due = self._last_answer + KEEPALIVE_SECONDS
+        if self._busy or due > now:  # answering now, or answered since the timer was set: check again later
+            self._timer = self._loop.call_at(max(due, now + 1.0), self._idle)
+            return
+        self._transport.close()
 
     def _next(self) -> None:
         """Serve the next buffered request if this front takes it; hand the connection over at anything else."""
@@ -304,7 +313,7 @@ class FrontConnection(asyncio.Protocol, Generic[Taken]):
         transport = self._transport
         if transport is not None:
             transport.write(answer)
-            self._arm_timer()
+            self._last_answer = self._loop.time()
             self._next()
 
     def _hand_over(self) -> None:
