@@ -203,19 +203,27 @@ class LevelDBStorage:
             if not self._closed:
                 engine_iterator.close()
 
-    async def commit(self, batch: WriteBatch) -> None:
-        """Queue `batch` for the next group write and return once that write is durable."""
-        if self._closing:
-            raise StorageClosedError("storage is closed")
-        if self._failure is not None:
-            raise StorageFailedError("an earlier write failed; reopen the storage") from self._failure
+    def start_commit(self, batch: WriteBatch) -> asyncio.Future[None]:
+        """Queue `batch` for the next group write; the future resolves once that write is durable."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
+        if self._closing:
+            future.set_exception(StorageClosedError("storage is closed"))
+            return future
+        if self._failure is not None:
+            refused = StorageFailedError("an earlier write failed; reopen the storage")
+            refused.__cause__ = self._failure
+            future.set_exception(refused)
+            return future
         self._pending.append((batch, future))
         if self._writing is None:  # the commits of this loop iteration go together
             self._writing = []
             loop.call_soon(self._start_write, loop)
-        await future
+        return future
+
+    async def commit(self, batch: WriteBatch) -> None:
+        """Queue `batch` for the next group write and return once that write is durable."""
+        await self.start_commit(batch)
 
     def stats(self) -> CommitStats:
         """Return a snapshot of the commit counters."""
@@ -261,8 +269,8 @@ class LevelDBStorage:
         if self._inline_below and sum(len(batch) for batch in batches) < self._inline_below:
             # A small group (few clients): the loop waits for this one fsync itself, which costs less CPU and
             # latency than waking the writer thread and being woken by it; what arrives meanwhile waits in
-            # the sockets and goes in the next group. Outcomes are delivered in the next loop iteration.
-            loop.call_soon(self._written, *self._write_group(batches))
+            # the sockets and goes in the next group. Its outcome is delivered at once.
+            self._written(*self._write_group(batches))
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._write_forever, name="leveldb-writer", daemon=True)

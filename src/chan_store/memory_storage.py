@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections.abc import Iterator
 
@@ -43,8 +44,22 @@ class MemoryStorage:
             found.append((key, self._data[key]))
         return iter(found)
 
+    def start_commit(self, batch: WriteBatch) -> asyncio.Future[None]:
+        """Apply `batch` now; the future is already resolved (or failed: storage closed)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            self._apply(batch)
+        except StorageClosedError as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
+        return future
+
     async def commit(self, batch: WriteBatch) -> None:
         """Apply `batch` (deletes, then puts) at once."""
+        self._apply(batch)
+
+    def _apply(self, batch: WriteBatch) -> None:
         self._check_open()
         for key in batch.deletes:
             if self._data.pop(key, None) is not None:

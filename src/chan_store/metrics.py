@@ -8,6 +8,7 @@ engine writes can finish between two observations: the histograms then sample, t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -99,10 +100,20 @@ class InstrumentedStorage:
         """Delegated."""
         return self.inner.scan(prefix, start, limit)
 
+    def start_commit(self, batch: WriteBatch) -> asyncio.Future[None]:
+        """Delegated; once durable, timed and the latest engine write sampled (if a new one finished)."""
+        start = time.perf_counter()
+        future = self.inner.start_commit(batch)
+        future.add_done_callback(lambda done: self._observe(done, start))
+        return future
+
     async def commit(self, batch: WriteBatch) -> None:
         """Delegated, timed; then sample the latest engine write if a new one finished."""
-        start = time.perf_counter()
-        await self.inner.commit(batch)
+        await self.start_commit(batch)
+
+    def _observe(self, done: asyncio.Future[None], start: float) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
         self._metrics.commit_latency.observe(time.perf_counter() - start)
         stats = self.inner.stats()
         if stats.commits != self._seen:

@@ -12,6 +12,7 @@ Exception tree::
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -93,12 +94,19 @@ class Storage(Protocol):
         """
         ...
 
-    async def commit(self, batch: WriteBatch) -> None:
-        """Apply `batch` atomically; return only once it is durable, raise `StorageError` otherwise.
+    def start_commit(self, batch: WriteBatch) -> asyncio.Future[None]:
+        """Hand `batch` over now (from the event loop's thread); the future resolves once it is applied
+        atomically and durable, or fails with a `StorageError` (a refusal too: it never raises itself).
 
-        Batches are applied in the order `commit` was called. Cancelling the caller does not
-        withdraw a batch already handed over: it may still be written.
+        Batches are applied in the order they were handed over. Cancelling the future does not withdraw
+        the batch: it may still be written. ChanStore's hot path waits on this future directly (a task
+        around `commit` costs event-loop iterations per batch).
         """
+        ...
+
+    async def commit(self, batch: WriteBatch) -> None:
+        """`start_commit(batch)` and wait for it: return only once durable, raise `StorageError` otherwise.
+        Cancelling the caller does not withdraw a batch already handed over: it may still be written."""
         ...
 
     def stats(self) -> CommitStats:

@@ -40,7 +40,7 @@ DEFAULT_CACHE_SIZE = 50_000
 EXIT_FAIL_STOP = 70  # EX_SOFTWARE
 
 FatalHandler = Callable[[BaseException], None]
-_Commit = asyncio.Task[None]
+_Commit = asyncio.Future[None]
 _LIVE = (Status.OPEN, Status.CLOSING)
 _CHECK_SLICE = 2000  # records the background start-up check reads between two yields to the event loop
 
@@ -465,35 +465,38 @@ class ChannelStore:
     # ------------------------------------------------------------------ durability
 
     def _start_commit(self, staged: _Staged, after: Callable[[], None] | None = None) -> _Commit:
-        """Hand the batch to the storage now (tasks start in creation order, so batches stay in order)."""
+        """Hand the batch to the storage now (it applies batches in the order handed over)."""
         batch = staged.batch()
         ops = staged.outpoints
-        task = asyncio.get_running_loop().create_task(self._storage.commit(batch), name="chanstore-commit")
+        commit = self._storage.start_commit(batch)
         for op in ops:
-            self._pending[op] = task
+            self._pending[op] = commit
 
-        def done(task: _Commit) -> None:
+        def done(commit: _Commit) -> None:
             exc: BaseException | None
-            exc = StorageError("commit cancelled, outcome unknown") if task.cancelled() else task.exception()
+            exc = StorageError("commit cancelled, outcome unknown") if commit.cancelled() else commit.exception()
             if exc is not None:
                 self._fail(exc)
                 return
             for op in ops:
-                if self._pending.get(op) is task:  # this write carried the latest state: it is on disk now
+                if self._pending.get(op) is commit:  # this write carried the latest state: it is on disk now
                     del self._pending[op]
                     self._dirty.pop(op, None)
             if after is not None:
                 after()
 
-        task.add_done_callback(done)
-        return task
+        if commit.done():  # e.g. memory storage: settle the bookkeeping before anyone awaits the commit
+            done(commit)
+        else:  # runs before the waiters resume (callbacks run in the order they were added)
+            commit.add_done_callback(done)
+        return commit
 
-    async def _durable(self, task: _Commit) -> None:
-        """Wait until `task`'s batch is durable; ServiceUnavailable if the write failed."""
+    async def _durable(self, commit: _Commit) -> None:
+        """Wait until the `commit`'s batch is durable; ServiceUnavailable if the write failed."""
         try:
-            await asyncio.shield(task)
+            await asyncio.shield(commit)
         except asyncio.CancelledError:
-            if task.cancelled():
+            if commit.cancelled():
                 raise ServiceUnavailable("channel store write was cancelled; the store stops") from None
             raise
         except StorageError as exc:
@@ -501,9 +504,9 @@ class ChannelStore:
 
     async def _durable_ops(self, ops: Iterable[bytes]) -> None:
         """Wait until the latest writes of these channels (those pending now) are durable."""
-        tasks = {task for op in ops if (task := self._pending.get(op)) is not None}
-        for task in tasks:
-            await self._durable(task)
+        commits = {commit for op in ops if (commit := self._pending.get(op)) is not None}
+        for commit in commits:
+            await self._durable(commit)
 
     def _fail(self, exc: BaseException) -> None:
         if self._failure is not None:

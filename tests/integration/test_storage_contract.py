@@ -161,6 +161,18 @@ async def test_later_put_wins(storage: Storage) -> None:
     assert storage.get(b"k") == b"19"  # concurrent commits apply in call order
 
 
+async def test_start_commit_hands_over_in_order_and_a_cancelled_future_is_still_written(storage: Storage) -> None:
+    futures = [storage.start_commit(put((b"k", b"%d" % i), (b"n%d" % i, b"x"))) for i in range(5)]
+    futures[2].cancel()  # the waiter gives up: the batch was handed over all the same
+    await asyncio.gather(*futures[:2], *futures[3:])
+    assert storage.get(b"k") == b"4"  # applied in the order handed over
+    assert all(storage.get(b"n%d" % i) == b"x" for i in range(5))  # the cancelled one too
+    await storage.close()
+    refused = storage.start_commit(put((b"k", b"late")))  # a refusal comes in the future, never raised
+    with pytest.raises(StorageClosedError):
+        await refused
+
+
 async def test_close_then_commit_raises(storage: Storage) -> None:
     await storage.commit(put((b"k", b"v")))
     await storage.close()
