@@ -30,12 +30,21 @@ function short(hex) {
 
 class ApiError extends Error {}
 
+// One navigation to the sign-in page, however many requests find the session gone: several answers of 401
+// at once (a refresh sends five requests) each assigning the location would abort each other's navigation.
+let leaving = false;
+function toLogin() {
+  if (leaving) return;
+  leaving = true;
+  location.assign("/login");
+}
+
 async function api(path, options = {}) {
   const headers = { Accept: "application/json" };
   if (options.method && options.method !== "GET") headers["X-Paychan-Dashboard"] = "1";
   const resp = await fetch(path, { credentials: "same-origin", ...options, headers });
   if (resp.status === 401) {
-    location.assign("/login");
+    toLogin();
     throw new ApiError("signed out");
   }
   const body = await resp.json();
@@ -239,6 +248,7 @@ async function refresh() {
 }
 
 async function tick() {
+  if (leaving) return;
   if (!state.busy) {
     state.busy = true;
     try { await refresh(); } finally { state.busy = false; }
@@ -263,8 +273,12 @@ function wire() {
   $("page-prev").addEventListener("click", () => { if (state.page > 0) { state.page -= 1; refresh(); } });
   $("page-first").addEventListener("click", () => { state.page = 0; refresh(); });
   $("signout").addEventListener("click", async () => {
-    await api("/logout", { method: "POST" });
-    location.assign("/login");
+    leaving = true;  // polling stops, and requests still under way that find the session gone stay put
+    try {
+      await api("/logout", { method: "POST" });
+    } finally {
+      location.assign("/login");  // the one navigation
+    }
   });
   $("c-close").addEventListener("click", async () => {
     const ch = route();
