@@ -247,7 +247,7 @@ class FrontConnection(asyncio.Protocol, Generic[Taken]):
     # -- requests -------------------------------------------------------------------------------------
     def _arm_timer(self) -> None:
         """The keep-alive timer, armed once: it closes the connection KEEPALIVE_SECONDS after its last answer
-        (an answer only notes its time; re-arming a timer per request cost more than the rest of the framing)."""
+        (an answer only notes its time, which costs less than cancelling and re-creating a timer per answer)."""
         self._last_answer = self._loop.time()
         self._timer = self._loop.call_at(self._last_answer + KEEPALIVE_SECONDS, self._idle)
 
