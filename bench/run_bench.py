@@ -380,7 +380,8 @@ def main() -> int:
               f"p50 {r['p50_ms']:.2f}  p99 {r['p99_ms']:.2f}  "
               f"max {r['max_ms']:.2f} ms  errors {r['errors']}"
               + (f"  | secp {ref['secp256k1_verify_per_second_one_core']:,.0f}/s"
-                 f"  bare aiohttp {ref['bare_aiohttp_requests_per_second']:,.0f}/s" if ref else "")
+                 f"  bare aiohttp {ref['bare_aiohttp_requests_per_second']:,.0f}/s"
+                 + _readings(ref) if ref else "")
               + ("  | CPU us/payment " + ", ".join(f"{k} {v:.0f}" for k, v in r.get("cpu_us_per_payment", {}).items()))
               + f", generator {1e6 * r['generator_cpu_s'] / r['payments']:.0f}; foreign CPU {r.get('foreign_cpu_s')} s"
               + _batching(r.get("store_stats", {}), r["payments"])
@@ -411,9 +412,15 @@ def main() -> int:
         if ref:
             print(f"  secp256k1 verify (one core) {ref['secp256k1_verify_per_second_one_core']:,.0f}/s -> "
                   f"ratio {ref['fraction_of_secp256k1']:.3f};  bare aiohttp "
-                  f"{ref['bare_aiohttp_requests_per_second']:,.0f} req/s -> "
+                  f"{ref['bare_aiohttp_requests_per_second']:,.0f} req/s{_readings(ref)} -> "
                   f"ratio {ref['fraction_of_bare_aiohttp']:.3f}")
     return 0 if median["total_errors"] == 0 else 1
+
+
+def _readings(ref: dict[str, Any]) -> str:
+    """' (higher of B before / A after)' for the bare reference's two readings, when the run has them."""
+    readings = ref.get("bare_aiohttp_readings")
+    return f" (higher of {readings[0]:,.0f} before / {readings[1]:,.0f} after)" if readings else ""
 
 
 if __name__ == "__main__":
