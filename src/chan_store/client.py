@@ -115,8 +115,7 @@ class _PaymentBatcher:
         What queues meanwhile goes as the next batch once this one returns, as after any batch. (Cancelling
         the caller now abandons its exchange, closing that connection, where a batch task would have
         finished it for nobody: the payment's outcome is unknown to that caller either way.)"""
-        self._in_flight += 1
-        self._in_flight_items += 1
+        self._started(1)
         self.batches_sent += 1
         try:
             results = await self._send([item])
@@ -126,11 +125,7 @@ class _PaymentBatcher:
             log.exception("chan store payment batch failed")
             raise ServiceUnavailable("chan store payment batch failed") from None
         finally:
-            self._in_flight -= 1
-            self._in_flight_items -= 1
-            self._pump()
-            if not self._in_flight:
-                self._loop = None  # idle: the next payment looks its loop up again
+            self._finished(1)
         if len(results) != 1:
             raise ServiceUnavailable("chan store payment batch failed")
         return results[0]
@@ -146,8 +141,7 @@ class _PaymentBatcher:
             # Take the batch now, so that a request in flight never waits for a slot it does not need.
             count = min(len(self._queue), self._max_batch)
             batch = [self._queue.popleft() for _ in range(count)]
-            self._in_flight += 1
-            self._in_flight_items += count
+            self._started(count)
             task = loop.create_task(self._run(batch), name="chanstore-payments")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -172,11 +166,20 @@ class _PaymentBatcher:
             for _, future in batch:
                 if not future.done():  # only if _send broke its contract; never leave a caller hanging
                     future.set_exception(ServiceUnavailable("chan store payment batch failed"))
-            self._in_flight -= 1
-            self._in_flight_items -= len(batch)
-            self._pump()
-            if not self._in_flight:
-                self._loop = None  # idle: the next payment looks its loop up again
+            self._finished(len(batch))
+
+    def _started(self, count: int) -> None:
+        """A batch of `count` payments is under way."""
+        self._in_flight += 1
+        self._in_flight_items += count
+
+    def _finished(self, count: int) -> None:
+        """A batch of `count` payments returned (or failed): send what queued meanwhile."""
+        self._in_flight -= 1
+        self._in_flight_items -= count
+        self._pump()
+        if not self._in_flight:
+            self._loop = None  # idle: the next payment looks its loop up again
 
 
 class ChanStoreClient:

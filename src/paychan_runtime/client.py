@@ -79,21 +79,15 @@ class InternalClient:
 
     async def _exchange(self, request: bytes) -> tuple[int, bytes]:
         conn: Http1Connection | None = None
-        idle = self._idle
-        while idle and not idle[-1].reusable:
-            idle.pop()
         try:
-            if idle and not self._slots.locked():
+            if not self._slots.locked() and (conn := self._take_idle()) is not None:
                 # The usual case: a free slot (taken without waiting) and an idle connection, whose own timer
                 # bounds the exchange; `asyncio.timeout` costs several event-loop lookups per exchange.
                 async with self._slots:
-                    conn = idle.pop()
                     answer = await conn.exchange(request, self._timeout)
             else:
                 async with asyncio.timeout(self._timeout), self._slots:
-                    while idle and not idle[-1].reusable:
-                        idle.pop()
-                    conn = idle.pop() if idle else await open_connection(self._host, self._port, self._unix_path)
+                    conn = self._take_idle() or await open_connection(self._host, self._port, self._unix_path)
                     answer = await conn.exchange(request)
         except (OSError, ConnectionError, TimeoutError) as exc:
             if conn is not None:
@@ -106,3 +100,11 @@ class InternalClient:
         if conn.reusable:
             self._idle.append(conn)
         return answer
+
+    def _take_idle(self) -> Http1Connection | None:
+        """The most recently used idle connection that is still reusable (broken ones are dropped), or None."""
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.reusable:
+                return conn
+        return None
