@@ -26,11 +26,13 @@ from chan_store.contract import (
     MAX_BODY_BYTES,
     PAYMENTS_CONTENT_TYPE,
     RESULTS_CONTENT_TYPE,
+    PaymentResult,
     decode_payments_request,
     encode_payment_results,
 )
 from chan_store.engine import ChannelEngine
 from chan_store.metrics import STORE_METRICS
+from chan_store.store import ChannelStore
 from paychan_runtime.front import FrontConnection, FrontContext, read_head
 from paychan_runtime.http import internal_error_answer
 
@@ -84,14 +86,50 @@ class BatchConnection(FrontConnection[ChannelEngine]):
     async def respond(self, taken: ChannelEngine, body: bytes) -> bytes:
         """The batch's binary results once durable, or the error answer of the internal error edge."""
         start = time.perf_counter()
-        ctx = self._ctx
         try:
             now, items = decode_payments_request(body)
-            answer = ctx.answer(200, "OK", encode_payment_results(await taken.apply_payments(items, now)), _RESULTS)
-            status = 200
+            outcome: list[PaymentResult] | Exception = await taken.apply_payments(items, now)
         except Exception as err:  # noqa: BLE001 - internal_error_answer logs what is not a PaychanError
-            status, err_body = internal_error_answer(err, "POST", _PATH)
+            outcome = err
+        return self._answer(outcome, start)
+
+    def serve(self, taken: ChannelEngine, body: bytes) -> None:
+        """LevelDB or memory storage (`ChannelStore.start_payments`): the answer is written from the callback
+        of the batch's commit, without a task (2 event-loop iterations per batch instead of 5); any other
+        engine through `respond`."""
+        if not isinstance(taken, ChannelStore):
+            super().serve(taken, body)
+            return
+        start = time.perf_counter()
+
+        def reply(outcome: list[PaymentResult] | Exception) -> None:
+            try:
+                answer = self._answer(outcome, start)
+            except Exception as exc:  # noqa: BLE001 - a bug: never leave the connection hanging
+                self.fail(exc)
+                return
+            self.deliver(answer)
+
+        try:
+            now, items = decode_payments_request(body)
+        except Exception as err:  # noqa: BLE001 - answered by the error edge, as in respond
+            reply(err)
+            return
+        taken.start_payments(items, now, reply)
+
+    def _answer(self, outcome: list[PaymentResult] | Exception, start: float) -> bytes:
+        """The answer to a batch (its results, or the error edge's answer to its error); latency, access log."""
+        ctx = self._ctx
+        if isinstance(outcome, Exception):
+            status, err_body = internal_error_answer(outcome, "POST", _PATH)
             answer = ctx.answer(status, HTTPStatus(status).phrase, orjson.dumps(err_body))
+        else:
+            try:
+                answer = ctx.answer(200, "OK", encode_payment_results(outcome), _RESULTS)
+                status = 200
+            except Exception as err:  # noqa: BLE001 - as respond's edge did for an encoding failure
+                status, err_body = internal_error_answer(err, "POST", _PATH)
+                answer = ctx.answer(status, HTTPStatus(status).phrase, orjson.dumps(err_body))
         ctx.served("POST", _PATH, _PATH, status, start, self.peer)
         return answer
 

@@ -45,6 +45,21 @@ _LIVE = (Status.OPEN, Status.CLOSING)
 _CHECK_SLICE = 2000  # records the background start-up check reads between two yields to the event loop
 
 
+def _commit_error(commit: _Commit) -> Exception | None:
+    """What waiting for a finished commit raises (ServiceUnavailable for a failed or cancelled write), or
+    None when its batch is durable."""
+    if commit.cancelled():
+        return ServiceUnavailable("channel store write was cancelled; the store stops")
+    exc = commit.exception()
+    if exc is None:
+        return None
+    if isinstance(exc, StorageError):
+        error = ServiceUnavailable("channel store write failed; the store stops")
+        error.__cause__ = exc
+        return error
+    return exc if isinstance(exc, Exception) else ServiceUnavailable(f"channel store write ended: {exc!r}")
+
+
 def exit_process(exc: BaseException) -> None:
     """Fail-stop: flush the log handlers and end the process at once (memory is ahead of disk)."""
     for handler in logging.getLogger().handlers:
@@ -359,6 +374,47 @@ class ChannelStore:
     async def apply_payments(self, items: Sequence[contract.PaymentItem], now: int
                              ) -> builtins.list[contract.PaymentResult]:
         """Apply payments in order (rules.apply_payment); all successes are committed as ONE batch."""
+        results, commits = self._stage_payments(items, now)
+        for commit in commits:  # our write, and any write an error was judged against
+            await self._durable(commit)
+        return results
+
+    def start_payments(self, items: Sequence[contract.PaymentItem], now: int,
+                       reply: Callable[[builtins.list[contract.PaymentResult] | Exception], None]) -> None:
+        """`apply_payments` without a coroutine, for ChanStore's fast front: `reply` gets the results once
+        they are durable, as `apply_payments` returns them, or the error it would raise. It is called
+        exactly once: right away when no write is pending (e.g. every item refused, or memory storage),
+        else from the last pending commit's callback, the loop iteration its write is done in."""
+        try:
+            results, commits = self._stage_payments(items, now)
+        except Exception as exc:  # noqa: BLE001 - handed to reply, as apply_payments would raise it
+            reply(exc)
+            return
+        waiting = len(commits)
+        if not waiting:
+            reply(results)
+            return
+
+        def settled(commit: _Commit) -> None:
+            nonlocal waiting
+            if waiting <= 0:  # an earlier commit failed and was replied
+                return
+            error = _commit_error(commit)
+            if error is not None:
+                waiting = 0
+                reply(error)
+                return
+            waiting -= 1
+            if not waiting:
+                reply(results)
+
+        for commit in commits:
+            commit.add_done_callback(settled)
+
+    def _stage_payments(self, items: Sequence[contract.PaymentItem], now: int
+                        ) -> tuple[builtins.list[contract.PaymentResult], set[_Commit]]:
+        """Apply payments in memory and hand their batch to the storage: (results, the commits to wait for:
+        ours and any pending write an error was judged against)."""
         self._check_usable()
         contract.check_payments_args(items, now)
         results: list[contract.PaymentResult] = []
@@ -384,8 +440,7 @@ class ChannelStore:
                                           accepted.state.status))
         if staged:
             self._start_commit(staged)
-        await self._durable_ops(seen)  # our write, and any write an error was judged against
-        return results
+        return results, self._pending_commits(seen)
 
     async def compare_and_set(self, expected_sha256: bytes, new_state: ChannelState) -> ChannelState:
         """Replace the state if SHA256(current serialized state) == expected; else StateConflict(current)."""
@@ -496,16 +551,21 @@ class ChannelStore:
         try:
             await asyncio.shield(commit)
         except asyncio.CancelledError:
-            if commit.cancelled():
-                raise ServiceUnavailable("channel store write was cancelled; the store stops") from None
-            raise
-        except StorageError as exc:
-            raise ServiceUnavailable("channel store write failed; the store stops") from exc
+            if not commit.cancelled():
+                raise  # the waiter itself is cancelled; the write goes on
+        except Exception:  # noqa: BLE001, S110 - told below, as the commit's outcome
+            pass
+        error = _commit_error(commit)
+        if error is not None:
+            raise error
+
+    def _pending_commits(self, ops: Iterable[bytes]) -> set[_Commit]:
+        """The pending writes of these channels' latest states."""
+        return {commit for op in ops if (commit := self._pending.get(op)) is not None}
 
     async def _durable_ops(self, ops: Iterable[bytes]) -> None:
         """Wait until the latest writes of these channels (those pending now) are durable."""
-        commits = {commit for op in ops if (commit := self._pending.get(op)) is not None}
-        for commit in commits:
+        for commit in self._pending_commits(ops):
             await self._durable(commit)
 
     def _fail(self, exc: BaseException) -> None:

@@ -4,13 +4,14 @@ Each connection starts with a `FrontConnection`, an asyncio protocol that frames
 the blank line, then Content-Length bytes) and reads each head with httptools (`read_head`). A subclass
 says which requests it serves (`take`: a plain HTTP/1.1 keep-alive request of the hot kind, else None) and
 how it answers one (`respond`: the complete answer's bytes, which must be what the app itself would have
-answered). At the first request it does not take, the connection is handed over, from that request's first
-byte on, to aiohttp's own protocol for the rest of its life: unusual requests, other routes and every
-refusal of the HTTP layer stay aiohttp's.
+answered; or, overriding `serve`, a call of `deliver` with them from a callback, without a task). At the
+first request it does not take, the connection is handed over, from that request's first byte on, to
+aiohttp's own protocol for the rest of its life: unusual requests, other routes and every refusal of the
+HTTP layer stay aiohttp's.
 
 Requests on one connection are served one after the other, in order (pipelined requests wait in the
-buffer, reading pauses beyond `MAX_BUFFERED` bytes); an answer is written only once `respond` returns. A
-connection that goes away while a request is served does not cancel it.
+buffer, reading pauses beyond `MAX_BUFFERED` bytes); an answer is written only once `respond` returns (or
+`deliver` is called). A connection that goes away while a request is served does not cancel it.
 
 Used by PayChanServer's public port (`paychan_server.api.front`: the payment routes) and by ChanStore's
 internal port (`chan_store.front`: binary `POST /payments`).
@@ -186,6 +187,7 @@ class FrontConnection(asyncio.Protocol, Generic[Taken]):
         self._last_answer = 0.0  # loop time of the last answer written (or of the connection's start)
         self.peer: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_next = False
 
     # -- what a front serves --------------------------------------------------------------------------
     def take(self, head: bytes) -> tuple[Taken, int] | None:
@@ -263,13 +265,26 @@ class FrontConnection(asyncio.Protocol, Generic[Taken]):
         self._transport.close()
 
     def _next(self) -> None:
-        """Serve the next buffered request if this front takes it; hand the connection over at anything else."""
+        """Serve the buffered requests this front takes, one after the other (a loop, not a recursion: an
+        answer given at once comes back here through `deliver`); hand the connection over at anything else."""
+        if self._in_next:
+            return  # `deliver` from within `serve`: the loop below goes on
+        self._in_next = True
+        try:
+            while not self._busy and self._start_next():
+                pass
+        finally:
+            self._in_next = False
+
+    def _start_next(self) -> bool:
+        """Start serving the next buffered request; False when there is none (yet) or the connection is
+        handed over, closed or paused."""
         transport = self._transport
         if transport is None or self._paused:
-            return
+            return False
         if self._closing:
             transport.close()
-            return
+            return False
         buffer = self._buffer
         if self._reading_paused and len(buffer) <= MAX_BUFFERED:
             self._reading_paused = False
@@ -277,44 +292,60 @@ class FrontConnection(asyncio.Protocol, Generic[Taken]):
         if not buffer:
             if self._eof:
                 transport.close()
-            return
+            return False
         end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
         if end < 0:
             if len(buffer) > MAX_HEAD or self._eof:
                 self._hand_over()
-            return
+            return False
         head_size = end + 4
         taken = self.take(bytes(buffer[:head_size]))
         if taken is None:
             self._hand_over()
-            return
+            return False
         request, length = taken
         if len(buffer) < head_size + length:
             if self._eof:
                 self._hand_over()
-            return  # the body is on its way
+            return False  # the body is on its way
         body = bytes(buffer[head_size:head_size + length])
         del buffer[:head_size + length]
         self._busy = True
-        task = self._loop.create_task(self._serve(request, body))
+        self.serve(request, body)
+        return True
+
+    def serve(self, taken: Taken, body: bytes) -> None:
+        """Answer one taken request: call `deliver` with its answer, now or later, exactly once (or `fail`).
+        By default a task awaits `respond`; a front whose answers come from callbacks overrides this and
+        spares the task and the loop iterations it costs."""
+        task = self._loop.create_task(self._serve(taken, body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, request: Taken, body: bytes) -> None:
         try:
             answer = await self.respond(request, body)
-        except Exception:  # a front's bug: never leave the connection hanging, never answer half
-            log.exception("fast front failed to answer; closing the connection")
-            self._busy = False
-            if self._transport is not None:
-                self._transport.close()
+        except Exception as exc:  # noqa: BLE001 - a front's bug: never leave the connection hanging, never answer half
+            self.fail(exc)
             return
+        self.deliver(answer)
+
+    def deliver(self, answer: bytes) -> None:
+        """Write the answer to the request being served, then serve the next one."""
         self._busy = False
         transport = self._transport
         if transport is not None:
             transport.write(answer)
             self._last_answer = self._loop.time()
             self._next()
+
+    def fail(self, exc: BaseException) -> None:
+        """The request being served cannot be answered (`exc`: a front's bug, logged with its traceback):
+        close the connection rather than leave it hanging or answer half."""
+        log.error("fast front failed to answer; closing the connection", exc_info=exc)
+        self._busy = False
+        if self._transport is not None:
+            self._transport.close()
 
     def _hand_over(self) -> None:
         """Give the connection, from the current request on, to aiohttp's protocol."""

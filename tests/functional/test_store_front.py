@@ -11,6 +11,7 @@ PayChanServer's client (`ChanStoreClient`) pays through it after its other reque
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Iterator
 
@@ -25,6 +26,7 @@ from chan_store.contract import (
     encode_payments_request,
     outpoint_hex,
 )
+from paychan_common.errors import ChannelNotFound
 from paychan_common.state import ChannelState, Status
 from paychan_common.tx import OutPoint
 from tests.support.raw_http import Answer, exchange, request
@@ -142,6 +144,26 @@ def test_pipelined_batches_are_answered_in_order_across_the_hand_over(stores: tu
     [answer] = exchange(fast.store_port, [wire[i:i + 5] for i in range(0, len(wire), 5)], 1)
     [result] = decode_payment_results(answer[3])
     assert isinstance(result, PaymentApplied) and result.value_received == 1
+
+
+def test_thousands_of_pipelined_batches_answered_at_once_are_served_in_order(stores: tuple[Services, Services]) -> None:
+    """A batch whose items are all refused has no write to wait for: its answer is delivered from within the
+    front's request loop. Far more of them than Python's recursion limit, pipelined on one connection, are
+    answered in order (the loop does not recurse), and then a paying batch still is."""
+    fast, _ = stores
+    auth = {"Authorization": f"Bearer {fast.token}", "Content-Type": PAYMENTS_CONTENT_TYPE}
+    unknown = [OutPoint(hashlib.sha256(b"never created %d" % i).digest(), i) for i in range(2500)]
+    base = B.change_value - 100
+    wire = b"".join([*(request("POST", "/payments", encode_payments_request(
+                         [PaymentItem(op, 1000, DER, 0x83)], NOW), auth) for op in unknown),
+                     request("POST", "/payments", _batch((B, base)), auth)])
+    answers = exchange(fast.store_port, [wire], len(unknown) + 1)
+    assert [a[0] for a in answers] == [200] * (len(unknown) + 1)
+    refused = [decode_payment_results(a[3])[0] for a in answers[:-1]]
+    assert all(isinstance(r, ChannelNotFound) for r in refused)
+    assert [str(op) in str(r) for op, r in zip(unknown, refused, strict=True)] == [True] * len(unknown)
+    [paid] = decode_payment_results(answers[-1][3])
+    assert isinstance(paid, PaymentApplied) and paid.change_value == base
 
 
 async def test_the_client_pays_through_the_front_after_other_requests(stores: tuple[Services, Services]) -> None:

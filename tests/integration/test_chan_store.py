@@ -495,6 +495,84 @@ async def test_nothing_is_acknowledged_before_it_is_durable(tmp_path: Path, fata
         await storage.close()
 
 
+class Replies:
+    """What `ChannelStore.start_payments` replied, and a way to wait for it."""
+
+    def __init__(self) -> None:
+        self.got: list[list[Any] | Exception] = []
+        self.event = asyncio.Event()
+
+    def __call__(self, outcome: list[Any] | Exception) -> None:
+        self.got.append(outcome)
+        self.event.set()
+
+    async def one(self) -> list[Any] | Exception:
+        await asyncio.wait_for(self.event.wait(), WAIT)
+        await asyncio.sleep(0.01)  # a second reply would arrive meanwhile
+        assert len(self.got) == 1, self.got
+        return self.got[0]
+
+
+async def test_start_payments_replies_once_what_apply_payments_returns(kv_store: ChannelStore,
+                                                                      storage: Storage) -> None:
+    chan = make_channel(1)
+    await kv_store.create(chan.state)
+    start = chan.state.change_value
+    paid = Replies()
+    kv_store.start_payments([chan.pay(start - 700), make_channel(9).pay(1000)], OPENED_AT, paid)
+    if isinstance(storage, MemoryStorage):
+        assert len(paid.got) == 1  # nothing to wait for: the reply came before start_payments returned
+    else:
+        assert paid.got == []  # the group write runs in a later callback
+    applied, unknown = await paid.one()  # type: ignore[misc]
+    assert applied == PaymentApplied(700, start - 700, Status.OPEN)
+    assert isinstance(unknown, ChannelNotFound)
+    stored = await kv_store.get(chan.outpoint)
+    assert stored is not None and stored.change_value == start - 700
+    refused = Replies()
+    kv_store.start_payments([make_channel(9).pay(1000)], OPENED_AT, refused)
+    assert len(refused.got) == 1 and isinstance(refused.got[0][0], ChannelNotFound)  # type: ignore[index]
+    bad = Replies()
+    kv_store.start_payments([chan.pay(start - 800)], -1, bad)  # refused as apply_payments would raise it
+    assert len(bad.got) == 1 and isinstance(bad.got[0], InvalidInput)
+    with pytest.raises(InvalidInput):
+        await kv_store.apply_payments([chan.pay(start - 800)], -1)
+
+
+async def test_start_payments_replies_after_the_write_and_waits_for_a_write_judged_against(
+        tmp_path: Path, fatal: FatalRecorder) -> None:
+    writer = GatedWriter(released=False)
+    storage = LevelDBStorage(tmp_path / "db", writer=writer)
+    chan = make_channel(1)
+    try:
+        store = ChannelStore(storage, on_fatal=fatal)
+        store.load()
+        writer.gate.set()
+        await store.create(chan.state)
+        writer.close()
+        start = chan.state.change_value
+        first, late = Replies(), Replies()
+        store.start_payments([chan.pay(start - 500)], OPENED_AT, first)
+        await writer.wait_entered()
+        # an out-of-order payment is judged against the pending state: its refusal waits for that write
+        store.start_payments([chan.pay(start - 400)], OPENED_AT, late)
+        await asyncio.sleep(0.05)
+        assert first.got == [] and late.got == []
+        writer.gate.set()
+        [applied] = await first.one()  # type: ignore[misc]
+        assert applied == PaymentApplied(500, start - 500, Status.OPEN)
+        assert chan.outpoint.serialize() in {k[-36:] for k in writer.durable}
+        [refused] = await late.one()  # type: ignore[misc]
+        assert isinstance(refused, InvalidPayment) and refused.code == "out_of_order"
+        writer.fail = True
+        failed = Replies()
+        store.start_payments([chan.pay(start - 600)], OPENED_AT, failed)
+        assert isinstance(await failed.one(), ServiceUnavailable)
+        assert store.failed and len(fatal.calls) == 1
+    finally:
+        await storage.close()
+
+
 async def test_storage_error_fail_stops_and_acknowledges_nothing(tmp_path: Path, fatal: FatalRecorder) -> None:
     writer = GatedWriter()
     storage = LevelDBStorage(tmp_path / "db", writer=writer)
