@@ -40,7 +40,7 @@ class LaneResult:
     errors: list[str] = field(default_factory=list)
 
 
-async def _lane(conn: Http1Connection, lock: asyncio.Lock, requests: Sequence[bytes], index: int, lanes: int,
+async def _lane(conn: Http1Connection, lock: asyncio.Lock | None, requests: Sequence[bytes], index: int, lanes: int,
                 rate: float | None, start: float, out: LaneResult) -> None:
     clock = time.perf_counter
     answers, latencies, done_at = out.answers, out.latencies, out.done_at
@@ -53,8 +53,11 @@ async def _lane(conn: Http1Connection, lock: asyncio.Lock, requests: Sequence[by
         else:
             began = clock()
         try:
-            async with lock:  # lanes may share a connection
+            if lock is None:  # the lane's own connection
                 answer = await conn.exchange(raw)
+            else:
+                async with lock:  # lanes share the connection
+                    answer = await conn.exchange(raw)
         except (OSError, ConnectionError) as exc:
             out.errors.append(f"request {k}: {exc!r}")
             answers.append(None)
@@ -84,7 +87,8 @@ async def run_lanes(conns: Sequence[Http1Connection], lanes: Sequence[Sequence[b
     if delay > 0:
         await asyncio.sleep(delay)
     began = start if rate is not None else time.perf_counter()
-    locks = [asyncio.Lock() for _ in conns]
+    shared = len(lanes) > len(conns)
+    locks = [asyncio.Lock() if shared else None for _ in conns]
     await asyncio.gather(*(_lane(conns[i % len(conns)], locks[i % len(conns)], reqs, first_index + i, total, rate,
                                  began, results[i]) for i, reqs in enumerate(lanes)))
     return began, time.perf_counter(), results
