@@ -383,8 +383,9 @@ class ChannelStore:
                        reply: Callable[[builtins.list[contract.PaymentResult] | Exception], None]) -> None:
         """`apply_payments` without a coroutine, for ChanStore's fast front: `reply` gets the results once
         they are durable, as `apply_payments` returns them, or the error it would raise. It is called
-        exactly once: right away when no write is pending (e.g. every item refused, or memory storage),
-        else from the last pending commit's callback, the loop iteration its write is done in."""
+        exactly once (and must not raise): right away when no write is pending (e.g. every item refused,
+        or memory storage), else from the last pending commit's callback, in the loop iteration after its
+        write returned."""
         try:
             results, commits = self._stage_payments(items, now)
         except Exception as exc:  # noqa: BLE001 - handed to reply, as apply_payments would raise it
