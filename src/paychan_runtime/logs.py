@@ -22,7 +22,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 from .http import Handler
-from .metrics import route_template
+from .metrics import observed, route_template
 
 __all__ = [
     "REDACTED",
@@ -237,18 +237,8 @@ def access_log_middleware(quiet: Callable[[web.Request], bool] | None = None,
         level = logging.DEBUG if quiet is not None and quiet(request) else logging.INFO
         if not log.isEnabledFor(level):
             return await handler(request)
-        start = time.perf_counter()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            log_request(log, level, request.method, route_template(request), request.path, status,
-                        time.perf_counter() - start, request.remote)
+        return await observed(request, handler, lambda status, seconds: log_request(
+            log, level, request.method, route_template(request), request.path, status, seconds, request.remote))
 
     return middleware
 

@@ -35,6 +35,7 @@ __all__ = [
     "latency_middleware",
     "latency_recorder",
     "metrics_handler",
+    "observed",
     "route_template",
 ]
 
@@ -195,25 +196,32 @@ def latency_recorder(metrics: Metrics) -> LatencyRecorder:
     return observe
 
 
+async def observed(request: web.Request, handler: Handler, done: Callable[[int, float], None]) -> web.StreamResponse:
+    """Run the handler; then `done(final status, seconds)`, however it ended: the answer's status, an
+    HTTPException's, 499 when the client went away (cancelled), 500 for any other exception."""
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away
+        raise
+    finally:
+        done(status, time.perf_counter() - start)
+
+
 def latency_middleware(metrics: Metrics) -> Middleware:
     """Observe every request's duration by method, route template and final status."""
     observe = latency_recorder(metrics)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        start = time.perf_counter()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        except asyncio.CancelledError:
-            status = 499  # the client went away
-            raise
-        finally:
-            observe(request.method, route_template(request), status, time.perf_counter() - start)
+        return await observed(request, handler, lambda status, seconds: observe(
+            request.method, route_template(request), status, seconds))
 
     return middleware
