@@ -3,8 +3,10 @@
 The load generator shares the machine's cores with the services it measures, so it does as little as
 possible per request: every request is pre-serialized to bytes before the timed phase, a connection is
 the services' own internal transport (`paychan_runtime.http1`: an `asyncio.Protocol` writing those
-bytes, httptools parsing the answer), and answers are checked only after the timed phase. aiohttp's
-client costs several times more CPU per request.
+bytes, httptools parsing the answer), and answers are checked only after the timed phase. A lane with a
+connection of its own is driven by callbacks (`Http1Connection.send`): the next request is written from
+the callback that read the answer before it, or from a timer at its scheduled time, with no task, future
+or coroutine per request. aiohttp's client costs several times more CPU per request.
 
 Shape (the original benchmark's): T "lanes" (channels), each sending its requests one after the other on
 a keep-alive connection, all lanes concurrent. With `rate` set, an open-loop scheduler assigns request k
@@ -40,7 +42,7 @@ class LaneResult:
     errors: list[str] = field(default_factory=list)
 
 
-async def _lane(conn: Http1Connection, lock: asyncio.Lock | None, requests: Sequence[bytes], index: int, lanes: int,
+async def _lane(conn: Http1Connection, lock: asyncio.Lock, requests: Sequence[bytes], index: int, lanes: int,
                 rate: float | None, start: float, out: LaneResult) -> None:
     clock = time.perf_counter
     answers, latencies, done_at = out.answers, out.latencies, out.done_at
@@ -53,11 +55,8 @@ async def _lane(conn: Http1Connection, lock: asyncio.Lock | None, requests: Sequ
         else:
             began = clock()
         try:
-            if lock is None:  # the lane's own connection
+            async with lock:  # lanes share the connection
                 answer = await conn.exchange(raw)
-            else:
-                async with lock:  # lanes share the connection
-                    answer = await conn.exchange(raw)
         except (OSError, ConnectionError) as exc:
             out.errors.append(f"request {k}: {exc!r}")
             answers.append(None)
@@ -69,6 +68,66 @@ async def _lane(conn: Http1Connection, lock: asyncio.Lock | None, requests: Sequ
         answers.append(answer)
         latencies.append(now - began)
         done_at.append(now)
+
+
+class _Driver:
+    """One lane on a connection of its own, driven by the connection's callbacks (the same schedule and the
+    same records as `_lane`: latency from the request's start, or from its scheduled time with `rate`)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, conn: Http1Connection, requests: Sequence[bytes],
+                 index: int, lanes: int, rate: float | None, start: float, out: LaneResult) -> None:
+        self._loop, self._conn, self._requests, self._out = loop, conn, requests, out
+        self._index, self._lanes, self._rate, self._start = index, lanes, rate, start
+        self._began = 0.0
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def next(self) -> None:
+        """Send the lane's next request (now, or at its scheduled time); resolve `done` after the last."""
+        clock = time.perf_counter
+        while (k := len(self._out.answers)) < len(self._requests):
+            if self._rate is not None:
+                began = self._start + (k * self._lanes + self._index) / self._rate
+                delay = began - clock()
+                if delay > 0:
+                    self._loop.call_later(delay, self._send_at, began)
+                    return
+            else:
+                began = clock()
+            if self._send(began):
+                return
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def _send_at(self, began: float) -> None:
+        if not self._send(began):
+            self.next()
+
+    def _send(self, began: float) -> bool:
+        """Send the next request; False when the connection refused it at once (recorded as an error)."""
+        self._began = began
+        k = len(self._out.answers)
+        try:
+            self._conn.send(self._requests[k], self._answered)
+        except (OSError, ConnectionError) as exc:
+            self._record(None, f"request {k}: {exc!r}")
+            return False
+        return True
+
+    def _answered(self, outcome: Answer | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            self._record(None, f"request {len(self._out.answers)}: {outcome!r}")
+        else:
+            self._record(outcome, None)
+        self.next()
+
+    def _record(self, answer: Answer | None, error: str | None) -> None:
+        now = time.perf_counter()
+        out = self._out
+        if error is not None:
+            out.errors.append(error)
+        out.answers.append(answer)
+        out.latencies.append(now - self._began)
+        out.done_at.append(now)
 
 
 async def run_lanes(conns: Sequence[Http1Connection], lanes: Sequence[Sequence[bytes]], rate: float | None = None,
@@ -87,8 +146,15 @@ async def run_lanes(conns: Sequence[Http1Connection], lanes: Sequence[Sequence[b
     if delay > 0:
         await asyncio.sleep(delay)
     began = start if rate is not None else time.perf_counter()
-    shared = len(lanes) > len(conns)
-    locks = [asyncio.Lock() if shared else None for _ in conns]
-    await asyncio.gather(*(_lane(conns[i % len(conns)], locks[i % len(conns)], reqs, first_index + i, total, rate,
-                                 began, results[i]) for i, reqs in enumerate(lanes)))
+    if len(lanes) <= len(conns):  # a connection per lane: callbacks
+        loop = asyncio.get_running_loop()
+        drivers = [_Driver(loop, conns[i], reqs, first_index + i, total, rate, began, results[i])
+                   for i, reqs in enumerate(lanes)]
+        for driver in drivers:
+            driver.next()
+        await asyncio.gather(*(driver.done for driver in drivers))
+    else:  # lanes share connections: one exchange at a time on each
+        locks = [asyncio.Lock() for _ in conns]
+        await asyncio.gather(*(_lane(conns[i % len(conns)], locks[i % len(conns)], reqs, first_index + i, total,
+                                     rate, began, results[i]) for i, reqs in enumerate(lanes)))
     return began, time.perf_counter(), results

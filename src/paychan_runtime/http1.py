@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httptools
 
@@ -40,6 +40,7 @@ class Http1Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[Answer] | None = None
+        self._on_answer: Callable[[Answer | BaseException], None] | None = None  # `send`'s, instead of a waiter
         self._body: list[bytes] = []
         self._size = 0
         self._lost: BaseException | None = None
@@ -57,7 +58,7 @@ class Http1Connection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
-        if self._waiter is None:  # nothing asked for: a misbehaving peer
+        if self._waiter is None and self._on_answer is None:  # nothing asked for: a misbehaving peer
             self._fail(ConnectionError("unsolicited data from the peer"))
             return
         try:
@@ -75,7 +76,8 @@ class Http1Connection(asyncio.Protocol):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
-        if self._waiter is None:  # bytes beyond the answer asked for: fails the feed, closes the connection
+        if self._waiter is None and self._on_answer is None:
+            # bytes beyond the answer asked for: fails the feed, closes the connection
             raise ConnectionError("unsolicited answer from the peer")
         self._body = []
         self._size = 0
@@ -88,35 +90,38 @@ class Http1Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         waiter, self._waiter = self._waiter, None
-        if waiter is None or not self._parser.should_keep_alive():
+        on_answer, self._on_answer = self._on_answer, None
+        if (waiter is None and on_answer is None) or not self._parser.should_keep_alive():
             self.reusable = False  # an answer nobody asked for, or the peer closes after this one
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         self._body = []
+        answer = (self._parser.get_status_code(), body)
         if waiter is not None and not waiter.done():
-            waiter.set_result((self._parser.get_status_code(), body))
+            waiter.set_result(answer)
         if not self.reusable:
             self.close()
+        if on_answer is not None:
+            on_answer(answer)  # last: it may send the next request
 
     # API
 
     def _fail(self, exc: BaseException) -> None:
         waiter, self._waiter = self._waiter, None
+        on_answer, self._on_answer = self._on_answer, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
         self.close()
+        if on_answer is not None:
+            on_answer(exc)
 
     async def exchange(self, request: bytes, timeout: float | None = None) -> Answer:  # noqa: ASYNC109 - one timer costs less than asyncio.timeout per exchange
         """Send one request, return (status, body); ConnectionError if the connection cannot carry it.
         With `timeout` (seconds), TimeoutError when no complete answer came by then; the connection is then
         closed (one timer: cheaper than `asyncio.timeout` on the hot path)."""
-        if self._lost is not None:
-            raise ConnectionError(f"connection lost: {self._lost!r}")
-        loop = self._loop
-        if not self.reusable or self._transport is None or self._waiter is not None or loop is None:
-            raise ConnectionError("connection not usable")
+        loop, transport = self._usable()
         waiter: asyncio.Future[Answer] = loop.create_future()
         self._waiter = waiter
-        self._transport.write(request)
+        transport.write(request)
         if timeout is None:
             return await waiter
         timer = loop.call_later(timeout, self._expire, waiter)
@@ -124,6 +129,25 @@ class Http1Connection(asyncio.Protocol):
             return await waiter
         finally:
             timer.cancel()
+
+    def send(self, request: bytes, on_answer: Callable[[Answer | BaseException], None]) -> None:
+        """`exchange` without a future, for a caller driven by callbacks (the benchmark's load generator):
+        send one request; `on_answer` gets (status, body), or the exception that ended the exchange, from
+        the loop's callback that read it, after the connection's own bookkeeping, so it may send the next
+        request (it must not raise). ConnectionError at once if the connection cannot carry it."""
+        _, transport = self._usable()
+        self._on_answer = on_answer
+        transport.write(request)
+
+    def _usable(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Transport]:
+        """The connection's loop and transport, if it can carry a new exchange now; else ConnectionError."""
+        if self._lost is not None:
+            raise ConnectionError(f"connection lost: {self._lost!r}")
+        loop, transport = self._loop, self._transport
+        if not self.reusable or transport is None or self._waiter is not None or self._on_answer is not None \
+                or loop is None:
+            raise ConnectionError("connection not usable")
+        return loop, transport
 
     def _expire(self, waiter: asyncio.Future[Answer]) -> None:
         if self._waiter is waiter:

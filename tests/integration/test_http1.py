@@ -4,6 +4,7 @@ keep-alive reuse, chunked answers, `Connection: close`, malformed answers and ty
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -154,6 +155,42 @@ async def test_unsolicited_bytes_close_the_connection() -> None:
         conn.close()
         srv.close()
         await srv.wait_closed()
+
+
+async def test_send_hands_each_answer_to_its_callback_which_may_send_the_next(server: TestServer) -> None:
+    """The callback form of an exchange (the load generator's): answers in order, the next request sent
+    from within the previous answer's callback, a busy connection refused at once, and a lost connection
+    told to the callback as its exception."""
+    conn = await open_connection("127.0.0.1", server.port or 0)
+    got: list[tuple[int, bytes] | BaseException] = []
+    finished = asyncio.Event()
+    paths = ["/echo?n=1", "/echo?n=2", "/missing"]
+
+    def on_answer(outcome: tuple[int, bytes] | BaseException) -> None:
+        got.append(outcome)
+        if len(got) < len(paths):
+            conn.send(build_request("GET", paths[len(got)], "x"), on_answer)
+        else:
+            finished.set()
+
+    try:
+        conn.send(build_request("GET", paths[0], "x"), on_answer)
+        with pytest.raises(ConnectionError, match="not usable"):  # one exchange at a time
+            conn.send(build_request("GET", "/echo", "x"), on_answer)
+        await asyncio.wait_for(finished.wait(), 5)
+        assert [a[0] for a in got if isinstance(a, tuple)] == [200, 200, 404]
+        assert [json.loads(a[1])["path"] for a in got[:2] if isinstance(a, tuple)] == ["/echo?n=1", "/echo?n=2"]
+        assert conn.reusable
+        lost: list[tuple[int, bytes] | BaseException] = []
+        conn.send(build_request("GET", "/slow?s=5", "x"), lost.append)
+        await server.close()  # the server goes away in the middle of the exchange
+        for _ in range(100):
+            if lost:
+                break
+            await asyncio.sleep(0.02)
+        assert len(lost) == 1 and isinstance(lost[0], ConnectionError) and not conn.reusable
+    finally:
+        conn.close()
 
 
 def test_build_request_sets_length_and_headers() -> None:
