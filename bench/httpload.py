@@ -41,14 +41,27 @@ class LaneResult:
     done_at: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    def record(self, answer: Answer | None, began: float, error: str | None = None) -> None:
+        """One request done now: its answer (None on an error, then told), latency from `began`."""
+        now = time.perf_counter()
+        if error is not None:
+            self.errors.append(error)
+        self.answers.append(answer)
+        self.latencies.append(now - began)
+        self.done_at.append(now)
+
+
+def _scheduled(start: float, k: int, lanes: int, index: int, rate: float) -> float:
+    """Open loop: the start time of request k of lane `index` (of `lanes`) at `rate` requests/s overall."""
+    return start + (k * lanes + index) / rate
+
 
 async def _lane(conn: Http1Connection, lock: asyncio.Lock, requests: Sequence[bytes], index: int, lanes: int,
                 rate: float | None, start: float, out: LaneResult) -> None:
     clock = time.perf_counter
-    answers, latencies, done_at = out.answers, out.latencies, out.done_at
     for k, raw in enumerate(requests):
         if rate is not None:
-            began = start + (k * lanes + index) / rate
+            began = _scheduled(start, k, lanes, index, rate)
             delay = began - clock()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -58,16 +71,9 @@ async def _lane(conn: Http1Connection, lock: asyncio.Lock, requests: Sequence[by
             async with lock:  # lanes share the connection
                 answer = await conn.exchange(raw)
         except (OSError, ConnectionError) as exc:
-            out.errors.append(f"request {k}: {exc!r}")
-            answers.append(None)
-            now = clock()
-            latencies.append(now - began)
-            done_at.append(now)
+            out.record(None, began, f"request {k}: {exc!r}")
             continue
-        now = clock()
-        answers.append(answer)
-        latencies.append(now - began)
-        done_at.append(now)
+        out.record(answer, began)
 
 
 class _Driver:
@@ -86,7 +92,7 @@ class _Driver:
         clock = time.perf_counter
         while (k := len(self._out.answers)) < len(self._requests):
             if self._rate is not None:
-                began = self._start + (k * self._lanes + self._index) / self._rate
+                began = _scheduled(self._start, k, self._lanes, self._index, self._rate)
                 delay = began - clock()
                 if delay > 0:
                     self._loop.call_later(delay, self._send_at, began)
@@ -109,25 +115,16 @@ class _Driver:
         try:
             self._conn.send(self._requests[k], self._answered)
         except (OSError, ConnectionError) as exc:
-            self._record(None, f"request {k}: {exc!r}")
+            self._out.record(None, began, f"request {k}: {exc!r}")
             return False
         return True
 
     def _answered(self, outcome: Answer | BaseException) -> None:
         if isinstance(outcome, BaseException):
-            self._record(None, f"request {len(self._out.answers)}: {outcome!r}")
+            self._out.record(None, self._began, f"request {len(self._out.answers)}: {outcome!r}")
         else:
-            self._record(outcome, None)
+            self._out.record(outcome, self._began)
         self.next()
-
-    def _record(self, answer: Answer | None, error: str | None) -> None:
-        now = time.perf_counter()
-        out = self._out
-        if error is not None:
-            out.errors.append(error)
-        out.answers.append(answer)
-        out.latencies.append(now - self._began)
-        out.done_at.append(now)
 
 
 async def run_lanes(conns: Sequence[Http1Connection], lanes: Sequence[Sequence[bytes]], rate: float | None = None,

@@ -3,9 +3,9 @@
 Used by every internal client (`paychan_runtime.client.InternalClient`, hence ChanStore's and the
 SigningService's) and by the benchmark's load generator (`bench/httpload.py`). A connection carries one
 exchange at a time (no pipelining), awaited (`exchange`) or handed to a callback (`send`); requests are
-bytes built by `build_request`. aiohttp's client costs
-about 100 us of CPU a request, which on the hot path is paid for every one or two payments; this costs a
-few. Measured against a hand parser and h11 before it was chosen: bench/RESULTS.md.
+bytes built by `build_request`. aiohttp's client costs about 100 us of CPU a request, which on the hot path
+is paid for every one or two payments; this costs a few. Measured against a hand parser and h11 before it
+was chosen: bench/RESULTS.md.
 """
 
 from __future__ import annotations
