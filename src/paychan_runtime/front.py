@@ -344,6 +344,7 @@ class FrontConnection(asyncio.Protocol, Generic[Taken]):
         close the connection rather than leave it hanging or answer half."""
         log.error("fast front failed to answer; closing the connection", exc_info=exc)
         self._busy = False
+        self._closing = True  # nothing more is served on it, even from what is already buffered
         if self._transport is not None:
             self._transport.close()
 
