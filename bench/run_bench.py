@@ -384,6 +384,7 @@ def main() -> int:
                  + _readings(ref) if ref else "")
               + ("  | CPU us/payment " + ", ".join(f"{k} {v:.0f}" for k, v in r.get("cpu_us_per_payment", {}).items()))
               + f", generator {1e6 * r['generator_cpu_s'] / r['payments']:.0f}; foreign CPU {r.get('foreign_cpu_s')} s"
+              + f"; wake-up {r.get('wake_up_us')} us"
               + _batching(r.get("store_stats", {}), r["payments"])
               + (f" | ChanStore start {r['store']['start_s']:.2f} s, RSS {r['store']['rss_mib_after_start']:.0f} -> "
                  f"{r['store']['rss_mib_after_run']:.0f} MiB")
@@ -394,7 +395,7 @@ def main() -> int:
     ordered = sorted(runs, key=lambda r: r["payments_per_second"])
     median = dict(ordered[(len(ordered) - 1) // 2]) if len(ordered) % 2 else dict(ordered[len(ordered) // 2 - 1])
     median["runs"] = [{k: r.get(k) for k in ("payments_per_second", "steady_payments_per_second", "p50_ms", "p90_ms",
-                                             "p99_ms", "max_ms", "errors", "foreign_cpu_s")}
+                                             "p99_ms", "max_ms", "errors", "foreign_cpu_s", "wake_up_us")}
                       for r in runs]
     median["median_payments_per_second"] = statistics.median(r["payments_per_second"] for r in runs)
     median["discarded_runs"] = discarded
