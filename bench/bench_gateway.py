@@ -70,7 +70,11 @@ async def lane(http: aiohttp.ClientSession, requests: Sequence[tuple[str, str, d
     return ok
 
 
-async def phase(lanes: list[list[tuple[str, str, dict[str, str], bytes | None]]]) -> tuple[float, int]:
+Lanes = list[list[tuple[str, str, dict[str, str], bytes | None]]]
+"""Per client, its requests: (method, URL, headers, body)."""
+
+
+async def phase(lanes: Lanes) -> tuple[float, int]:
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn) as http:
         t0 = time.perf_counter()
@@ -88,12 +92,13 @@ def main() -> None:
     try:
         bare_chs, gw_chs = open_channels(stack.services.url, t, 0), open_channels(stack.services.url, t, t)
         results: dict[str, object] = {"clients": t, "requests_per_client": n}
-        upstream = [[("GET", f"{stack.upstream_url}/api/items/{i}", {}, None) for i in range(n)] for _ in range(t)]
-        bare = [[("PUT", f"{ch.channel_url}?secret={ch.secret}", {"Content-Type": "application/json"},
+        upstream: Lanes = [[("GET", f"{stack.upstream_url}/api/items/{i}", {}, None) for i in range(n)]
+                           for _ in range(t)]
+        bare: Lanes = [[("PUT", f"{ch.channel_url}?secret={ch.secret}", {"Content-Type": "application/json"},
                   json.dumps({"payment_data": {"change_value": p.change_value,
                                                "signature_data": p.latest_signature.script_sig_push.hex()},
                               "application_data": ""}).encode()) for p in payments(ch, n)] for ch in bare_chs]
-        gateway = [[("GET", f"{stack.url}/api/items/{i}", {"Authorization": payment_header(p)}, None)
+        gateway: Lanes = [[("GET", f"{stack.url}/api/items/{i}", {"Authorization": payment_header(p)}, None)
                     for i, p in enumerate(payments(ch, n))] for ch in gw_chs]
         for name, lanes in (("upstream", upstream), ("bare_pay", bare), ("gateway", gateway)):
             seconds, ok = asyncio.run(phase(lanes))

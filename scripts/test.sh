@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 PY=.venv/bin/python
 echo "== ruff";  .venv/bin/ruff check src tests bench scripts
-echo "== mypy";  .venv/bin/mypy --strict src/
+echo "== mypy";  .venv/bin/mypy --strict src/ tests/ bench/
 echo "== pytest"
 exec "$PY" -m pytest -q -p no:cacheprovider "$@"

@@ -14,6 +14,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -57,7 +58,7 @@ schema.config.generation.update(modes=list(GenerationMode), max_examples=EXAMPLE
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
-def test_api_fuzz(case: Case, fuzz_services: Services) -> None:
+def test_api_fuzz(case: Case[Any], fuzz_services: Services) -> None:
     response = case.call(base_url=fuzz_services.url, timeout=10)
     STATUSES[response.status_code] += 1
     if case.operation.path == "/openapi.json" and case.method == "GET" and response.status_code == 200:

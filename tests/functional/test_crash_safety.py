@@ -100,7 +100,7 @@ def test_acknowledged_payments_survive_chanstore_sigkill(services: Services) -> 
         exit_codes: list[int | None] = []
         for kill in range(1, KILLS + 1):
             acks_before = client.acks
-            wait_until(lambda a=acks_before: client.acks >= a + 3, timeout=30)  # type: ignore[misc]
+            wait_until(lambda a=acks_before: client.acks >= a + 3, timeout=30)
             time.sleep(rng.uniform(0.0, 0.15))  # let payments flow: the kill lands at a random moment
             svc.store.kill(signal.SIGKILL)
             assert svc.store.proc is not None

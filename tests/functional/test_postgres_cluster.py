@@ -13,9 +13,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -212,10 +211,18 @@ async def test_kills_and_a_database_crash_lose_nothing_acknowledged(cluster: PgC
     acked: list[int] = []
     statuses: list[int] = []
     loop = asyncio.create_task(asyncio.to_thread(_pay_loop, cluster, ch, opened, secret, 14.0, acked, statuses))
-    faults: list[tuple[str, Any]] = [
-        ("kill -9 ChanStore 0", lambda: (cluster.stores[0].kill(), cluster.start_store(0))),
-        ("kill -9 PayChanServer 1", lambda: (cluster.servers[1].kill(), cluster.start_server(1))),
-        ("kill -9 ChanStore 1", lambda: (cluster.stores[1].kill(), cluster.start_store(1))),
+    def kill_store(i: int) -> None:
+        cluster.stores[i].kill()
+        cluster.start_store(i)
+
+    def kill_server(i: int) -> None:
+        cluster.servers[i].kill()
+        cluster.start_server(i)
+
+    faults: list[tuple[str, Callable[[], None]]] = [
+        ("kill -9 ChanStore 0", lambda: kill_store(0)),
+        ("kill -9 PayChanServer 1", lambda: kill_server(1)),
+        ("kill -9 ChanStore 1", lambda: kill_store(1)),
     ]
     for name, fault in faults:
         await asyncio.sleep(1.5)

@@ -96,14 +96,19 @@ def test_a_stuck_settlement_is_replaced_until_mined_before_expiry_and_beats_the_
             log.info("chain time +%d s (%.2f h to the deadline): expect a replacement", STEP,
                      (exp - MARGIN - target) / 3600)
             stack.advance_chain_time(node, target)
-            wait_for(lambda b=before: bool(stack.spender_of(node, outpoint, stack.all_blocks(node)[-12:]))
-                     or versions_stored(svc, ch) > len(b.settlement_versions),
-                     timeout=30, description="a replacement or the settlement mined")
+            def replaced_or_mined(b: ChannelState = before) -> bool:
+                return (bool(stack.spender_of(node, outpoint, stack.all_blocks(node)[-12:]))
+                        or versions_stored(svc, ch) > len(b.settlement_versions))
+
+            wait_for(replaced_or_mined, timeout=30, description="a replacement or the settlement mined")
             newest = stack.stored_state(svc, outpoint)
             assert newest is not None
-            wait_for(lambda n=newest: n.settlement_txid in node.rpc("getrawmempool")
-                     or bool(stack.spender_of(node, outpoint, stack.all_blocks(node)[-12:])), timeout=30,
-                     description="the newest version published")
+
+            def published_or_mined(n: ChannelState = newest) -> bool:
+                return (n.settlement_txid in node.rpc("getrawmempool")
+                        or bool(stack.spender_of(node, outpoint, stack.all_blocks(node)[-12:])))
+
+            wait_for(published_or_mined, timeout=30, description="the newest version published")
             node.mine(1)
         assert stack.mtp(node) < exp, "mined before the refund became valid"
         closed = stack.wait_state(svc, outpoint, lambda s: s.status is Status.CLOSED, what="closed")
@@ -141,9 +146,9 @@ def test_a_stuck_settlement_is_replaced_until_mined_before_expiry_and_beats_the_
         assert verdict["allowed"] is False and "missing" in verdict["reject-reason"]
         rpc = ["--rpc-url", node.rpc_url + "/wallet/w", "--rpc-user", node.rpc_user,
                f"--rpc-password={node.rpc_password}", "--fee", "30000"]
-        published = cli(state_file, "refund", *rpc)
+        refunded = cli(state_file, "refund", *rpc)
         assert built["txid"] not in node.rpc("getrawmempool"), "never a refund of a settled funding output"
-        assert published.returncode == 0 and mined in published.stdout, "only the settlement's change is refunded"
+        assert refunded.returncode == 0 and mined in refunded.stdout, "only the settlement's change is refunded"
     finally:
         svc.stop()
 

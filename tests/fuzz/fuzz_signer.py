@@ -11,9 +11,11 @@ from tests.fuzz import INSTRUMENTED
 with atheris.instrument_imports(include=INSTRUMENTED):
     from paychan_common.address import Address
     from paychan_common.network import Network
-    from signing_service.policy import SettlementRequest, SigningPolicy, approve
+    from signing_service.contract import SettlementRequest
+    from signing_service.policy import SigningPolicy, approve
     from tests.fuzz.common import NOT_JSON, json_input, main, rejects_cleanly
-    from tests.fuzz.seeds import DEBUG_SERVER_PK, DESTINATION, signer_bodies
+    from tests.fuzz.seeds import DESTINATION, signer_bodies
+    from tests.support.channels import DEBUG_SERVER_PK
 
 SEEDS = signer_bodies()
 POLICY = SigningPolicy(DEBUG_SERVER_PK, Address.parse(DESTINATION, Network.TEST), 200_000, 700)

@@ -10,7 +10,10 @@ import atheris
 from tests.fuzz import INSTRUMENTED
 
 with atheris.instrument_imports(include=INSTRUMENTED):
+    from pydantic import ValidationError
+
     from paychan_common import wire_v2
+    from paychan_common.errors import InvalidInput
     from paychan_common.messages import PaymentBody as PaymentModel
     from paychan_common.messages import PaymentDataBody as PaymentDataModel
     from paychan_common.wire_v2 import parse_v2_payment, payment_to_json
@@ -23,12 +26,12 @@ SEEDS = v2_bodies()
 def _by_models(body: Any, require_full: bool) -> Any:
     """The slow path alone: what parse_v2_payment does when the fast path declines."""
     if not isinstance(body, dict):
-        raise wire_v2.InvalidInput("not an object")
+        raise InvalidInput("not an object")
     try:
         model = (PaymentModel.model_validate(body) if "payment_data" in body
                  else PaymentModel(payment_data=PaymentDataModel.model_validate(body)))
-    except wire_v2.ValidationError as exc:
-        raise wire_v2.InvalidInput(str(exc)) from None
+    except ValidationError as exc:
+        raise InvalidInput(str(exc)) from None
     m = model.payment_data
     return wire_v2._payment(m.change_value, m.signature_data, m.sighash_flag, m.funding_txid, m.funding_vout,
                             m.redeem_script, m.change_address, model.application_data, require_full)

@@ -8,7 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from chan_store.contract import PaymentApplied, PaymentItem, encode_payment_results, encode_payments_request
+from chan_store.contract import (
+    PaymentApplied,
+    PaymentItem,
+    PaymentResult,
+    encode_payment_results,
+    encode_payments_request,
+)
 from paychan_common.address import Address
 from paychan_common.channel import ChannelParams, PaymentVerifier, debug_funding, sign_payment
 from paychan_common.errors import InvalidPayment
@@ -97,7 +103,7 @@ def chanstore_binary_bodies() -> list[bytes]:
     sig = ch.sign(state.change_value - 1)
     items = [PaymentItem(ch.op, state.change_value - 1, sig.der, sig.sighash),
              PaymentItem(ch.op, state.change_value - 2, sig.der, sig.sighash, 5)]
-    answer = [PaymentApplied(1, state.change_value - 1, Status.OPEN),
+    answer: list[PaymentResult] = [PaymentApplied(1, state.change_value - 1, Status.OPEN),
               InvalidPayment("out of order", code="out_of_order")]
     return [encode_payments_request(items, 1_700_000_100), encode_payments_request([], 1),
             encode_payment_results(answer)]

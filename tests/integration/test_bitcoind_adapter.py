@@ -16,11 +16,12 @@ from paychan_common.errors import ServiceUnavailable
 from paychan_common.keys import PrivateKey
 from paychan_common.network import Network
 from paychan_common.tx import OutPoint
+from paychan_runtime.bitcoin_rpc import RpcError
 from paychan_runtime.config import ConfigError
 from paychan_runtime.http_errors import http_status
-from paychan_server.adapters.bitcoind import BitcoindChain, RpcError
-from paychan_server.adapters.debug_chain import OutputState
+from paychan_server.adapters.bitcoind import BitcoindChain
 from paychan_server.config import BitcoinConfig, SettlementConfig
+from paychan_server.domain.ports import OutputState
 from tests.support.ports import reserve_port
 from tests.support.regtest import FUNDED_HEIGHT, RegtestNode, find_bitcoind
 

@@ -340,7 +340,8 @@ async def test_client_falls_back_to_json_for_a_store_without_binary_batches(
             refused.append(request.content_type)
             return web.json_response({"error": {"class": "InvalidInput", "code": "bad_json",
                                                 "message": "request body is not valid JSON"}}, status=400)
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        return response
 
     app = create_app(store_config(tmp_path), storage_factory=lambda _c: MemoryStorage(), on_fatal=fatal)
     app.middlewares.insert(0, json_only)

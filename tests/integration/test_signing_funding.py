@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from paychan_common.address import Address
@@ -49,7 +50,8 @@ def settlement_body(client: PrivateKey, server: PrivateKey, exp_time: int, netwo
             "client_sighash": sig.sighash, "fee": 5_000, "dust_limit": 700}
 
 
-async def post(client: TestClient, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+async def post(client: TestClient[web.Request, web.Application], token: str,
+               body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """POST /sign_settlement with the token."""
     resp = await client.post("/sign_settlement", json=body, headers={"Authorization": f"Bearer {token}"})
     return resp.status, await resp.json()

@@ -92,7 +92,8 @@ def wait_state(svc: Services, outpoint: OutPoint, predicate: Any, timeout: float
         state = stored_state(svc, outpoint)
         return state if state is not None and predicate(state) else None
 
-    result: ChannelState = wait_for(check, timeout=timeout, description=what)
+    result = wait_for(check, timeout=timeout, description=what)
+    assert result is not None  # wait_for returns only a truthy value
     return result
 
 

@@ -57,7 +57,7 @@ class Stack:
     @property
     def app(self) -> web.Application:
         """The PayChanServer application."""
-        return self.public.server.app  # type: ignore[return-value]
+        return self.public.app
 
     @property
     def service(self) -> Any:

@@ -22,7 +22,8 @@ from paychan_common.rules import ChannelPolicy
 from paychan_common.script import MAX_EXP_TIME, MIN_EXP_TIME
 from paychan_common.tx import OutPoint, Transaction
 from paychan_runtime.http_errors import http_status
-from tests.support.channels import Chan, make_chan
+from tests.support.channels import Chan as Chan  # re-exported: the unit tests take them from here
+from tests.support.channels import make_chan as make_chan
 
 # ---------------------------------------------------------------------------------------------
 # Spec 13.1 -- vector A (real 2016 data)
