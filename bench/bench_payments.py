@@ -170,14 +170,6 @@ def secp_verify_rate(seconds: float = 1.0) -> float:
     return count / (time.perf_counter() - started)
 
 
-def wake_up_us(count: int = 2000) -> float:
-    """What one cross-process wake-up costs on this machine now (bench/machine_probe.py): half the difference
-    between a blocking and a spinning round trip between two processes."""
-    from machine_probe import round_trip_us  # it imports this module: not at the top
-
-    return round((round_trip_us(spin=False, count=count) - round_trip_us(spin=True, count=count)) / 2, 1)
-
-
 def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -432,7 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         out["foreign_cpu_s"] = round(busy - gen_cpu - sum(v for k, v in out["server_cpu_s"].items()
                                                           if not k.endswith("(kernel)")), 2)
     out["machine_busy_cpu_s"] = round(busy, 2)
-    out["wake_up_us"] = wake_up_us()  # the machine's phase, right after the timed phase (bench/machine_probe.py)
+    from machine_probe import wake_up_us  # it imports this module: not at the top
+
+    out["wake_up_us"] = wake_up_us(2000)  # the machine's phase, right after the timed phase
     if samples:
         out["error_samples"] = samples
     if close_bad:

@@ -74,6 +74,16 @@ def round_trip_us(spin: bool, count: int = ROUND_TRIPS) -> float:
         os.waitpid(child, 0)
 
 
+def wake_up(blocking_us: float, spinning_us: float) -> float:
+    """What one cross-process wake-up costs: half the difference between the two round trips."""
+    return round((blocking_us - spinning_us) / 2, 1)
+
+
+def wake_up_us(count: int = ROUND_TRIPS) -> float:
+    """One reading of the wake-up cost now (one blocking and one spinning run of `count` round trips)."""
+    return wake_up(round_trip_us(spin=False, count=count), round_trip_us(spin=True, count=count))
+
+
 def fdatasync_us(folder: Path, overwrite: bool, count: int = FSYNCS) -> float:
     """Median microseconds of write(512 bytes) + fdatasync, appending or overwriting written blocks."""
     path = folder / f"probe-{os.getpid()}-{'overwrite' if overwrite else 'append'}.log"
@@ -120,7 +130,7 @@ def probe(folder: Path, rounds: int) -> dict[str, object]:
     return {
         "round_trip_blocking_us": blocking,
         "round_trip_spinning_us": spinning,
-        "wake_up_us": round((blocking - spinning) / 2, 1),
+        "wake_up_us": wake_up(blocking, spinning),
         "fdatasync_append_us": median(lambda: fdatasync_us(folder, overwrite=False)),
         "fdatasync_overwrite_us": median(lambda: fdatasync_us(folder, overwrite=True)),
         "secp256k1_verify_per_s": round(statistics.median(secp_verify_rate(0.5) for _ in range(rounds))),

@@ -120,16 +120,14 @@ class BatchConnection(FrontConnection[ChannelEngine]):
     def _answer(self, outcome: list[PaymentResult] | Exception, start: float) -> bytes:
         """The answer to a batch (its results, or the error edge's answer to its error); latency, access log."""
         ctx = self._ctx
+        if not isinstance(outcome, Exception):
+            try:
+                answer, status = ctx.answer(200, "OK", encode_payment_results(outcome), _RESULTS), 200
+            except Exception as err:  # noqa: BLE001 - an encoding failure goes to the error edge too
+                outcome = err
         if isinstance(outcome, Exception):
             status, err_body = internal_error_answer(outcome, "POST", _PATH)
             answer = ctx.answer(status, HTTPStatus(status).phrase, orjson.dumps(err_body))
-        else:
-            try:
-                answer = ctx.answer(200, "OK", encode_payment_results(outcome), _RESULTS)
-                status = 200
-            except Exception as err:  # noqa: BLE001 - as respond's edge did for an encoding failure
-                status, err_body = internal_error_answer(err, "POST", _PATH)
-                answer = ctx.answer(status, HTTPStatus(status).phrase, orjson.dumps(err_body))
         ctx.served("POST", _PATH, _PATH, status, start, self.peer)
         return answer
 
