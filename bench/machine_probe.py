@@ -47,7 +47,11 @@ def _recv(sock: socket.socket, spin: bool) -> bytes:
 
 
 def round_trip_us(spin: bool, count: int = ROUND_TRIPS) -> float:
-    """Mean microseconds of one ping-pong between this process and a forked child."""
+    """Median microseconds of one ping-pong between this process and a forked child.
+
+    The median, not the mean: a few round trips preempted by another process (a service still winding down
+    right after a timed phase) would otherwise swing the figure, and once made the spinning trip slower than
+    the blocking one, a negative wake-up."""
     mine, theirs = socket.socketpair()
     for sock in (mine, theirs):
         sock.setblocking(not spin)
@@ -63,12 +67,15 @@ def round_trip_us(spin: bool, count: int = ROUND_TRIPS) -> float:
     try:
         mine.sendall(b"w")  # warm-up
         _recv(mine, spin)
-        started = time.perf_counter()
+        clock = time.perf_counter
+        times = []
         for _ in range(count):
+            started = clock()
             mine.sendall(b"p")
             if _recv(mine, spin) != b"p":
                 raise RuntimeError("the echo went wrong")
-        return (time.perf_counter() - started) / count * 1e6
+            times.append(clock() - started)
+        return statistics.median(times) * 1e6
     finally:
         mine.close()
         os.waitpid(child, 0)
