@@ -9,14 +9,15 @@ SO_REUSEPORT worker processes, a store process), each doing only the unavoidable
   durable  the same, plus the hop the design requires: each worker sends the payments it holds to the store
            over one connection (length-prefixed records, one batch in flight per worker, as paychan's
            batcher), the store writes every group that arrived meanwhile with one synced LevelDB write
-           (a writer thread, fdatasync) and answers, and only then do the workers answer their clients.
+           (fdatasync; a group under 16 records in the loop's thread when the writer thread is idle, as
+           ChanStore's default) and answers, and only then do the workers answer their clients.
 
 No HTTP head parse, no JSON, no rule, no state, no metric, no log: whatever paychan does beyond these
 servers is the protocol's own work. A payment server written this way cannot be faster than `durable` on
 this machine, whatever it optimises; the ratio of paychan's rate to it is how much of the room is used.
 
     .venv/bin/python bench/ceiling.py [--clients 100] [--payments 500] [--runs 3] [--workers 2] [--rate R]
-        [--kinds frame,verify,durable] [--json]
+        [--kinds frame,verify,durable] [--inline-below 16] [--json]
 
 Each kind runs `--runs` times, one after the other, with the median printed; the generator's own CPU and
 every server process's CPU (user + kernel, from /proc) are reported per request.
@@ -77,11 +78,75 @@ class _Verifier:
             raise RuntimeError("the fixed signature does not verify")
 
 
+INLINE_BELOW = 16  # records: a smaller group is written in the loop's thread (ChanStore's default)
+
+
+class _Commit:
+    """The store's group commit, as ChanStore's LevelDB engine does it: the frames that arrive in one loop
+    iteration go as one synced write; a small group is written in the loop's own thread when the writer
+    thread is idle (waking it and being woken costs more than the overlap gains), a larger one, or any
+    group while the thread is busy, goes to the writer thread."""
+
+    def __init__(self, db: Any, loop: asyncio.AbstractEventLoop, inline_below: int) -> None:
+        self._db = db
+        self._loop = loop
+        self._inline_below = inline_below * RECORD
+        self._pending: list[tuple[_Store, bytes]] = []
+        self._queued = 0  # groups handed to the writer thread and not yet answered
+        self._writes: queue.SimpleQueue[list[tuple[_Store, bytes]] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._writer, daemon=True).start()
+
+    def add(self, conn: _Store, frame: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append((conn, frame))
+
+    def _flush(self) -> None:
+        group, self._pending = self._pending, []
+        if not self._queued and sum(len(frame) for _, frame in group) < self._inline_below:
+            self._write(group)
+            self._answer(group)
+        else:
+            self._queued += 1
+            self._writes.put(group)
+
+    def _write(self, group: list[tuple[_Store, bytes]]) -> None:
+        with self._db.write_batch(sync=True) as batch:
+            for _, frame in group:
+                for at in range(0, len(frame), RECORD):
+                    batch.put(frame[at:at + 48], frame[at + 48:at + RECORD])
+
+    @staticmethod
+    def _answer(group: list[tuple[_Store, bytes]]) -> None:
+        for conn, frame in group:
+            if conn.transport is not None:
+                conn.transport.write(_LENGTH.pack(len(frame) // RECORD))
+
+    def _answered(self, groups: list[list[tuple[_Store, bytes]]]) -> None:
+        self._queued -= len(groups)
+        for group in groups:
+            self._answer(group)
+
+    def _writer(self) -> None:
+        while True:
+            first = self._writes.get()
+            if first is None:
+                return
+            groups = [first]
+            while not self._writes.empty():  # the groups queued during the last write go together
+                more = self._writes.get()
+                if more is None:
+                    return
+                groups.append(more)
+            self._write([item for group in groups for item in group])
+            self._loop.call_soon_threadsafe(self._answered, groups)
+
+
 class _Store(asyncio.Protocol):
     """The store's side of one worker connection: frames of records in, a 4-byte count out once written."""
 
-    def __init__(self, writes: queue.SimpleQueue[tuple[_Store, bytes] | None]) -> None:
-        self._writes = writes
+    def __init__(self, commit: _Commit) -> None:
+        self._commit = commit
         self._buffer = bytearray()
         self.transport: asyncio.Transport | None = None
 
@@ -95,45 +160,21 @@ class _Store(asyncio.Protocol):
             (size,) = _LENGTH.unpack_from(buffer)
             if len(buffer) < 4 + size:
                 return
-            self._writes.put((self, bytes(buffer[4:4 + size])))
+            self._commit.add(self, bytes(buffer[4:4 + size]))
             del buffer[:4 + size]
 
 
-def _store(port: int, path: str) -> None:
-    """The store process: a writer thread commits each group of frames with one synced LevelDB write."""
+def _store(port: int, path: str, inline_below: int) -> None:
+    """The store process: every group of frames committed with one synced LevelDB write (`_Commit`)."""
     import plyvel
     import uvloop
 
     db = plyvel.DB(path, create_if_missing=True)
-    writes: queue.SimpleQueue[tuple[_Store, bytes] | None] = queue.SimpleQueue()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-
-        def answer(group: list[tuple[_Store, bytes]]) -> None:
-            for conn, frame in group:
-                if conn.transport is not None:
-                    conn.transport.write(_LENGTH.pack(len(frame) // RECORD))
-
-        def writer() -> None:
-            while True:
-                first = writes.get()
-                if first is None:
-                    return
-                group = [first]
-                while not writes.empty():
-                    item = writes.get()
-                    if item is None:
-                        break
-                    group.append(item)
-                with db.write_batch(sync=True) as batch:
-                    for _, frame in group:
-                        for at in range(0, len(frame), RECORD):
-                            batch.put(frame[at:at + 48], frame[at + 48:at + RECORD])
-                loop.call_soon_threadsafe(answer, group)
-
-        threading.Thread(target=writer, daemon=True).start()
-        server = await loop.create_server(lambda: _Store(writes), "127.0.0.1", port)
+        commit = _Commit(db, loop, inline_below)
+        server = await loop.create_server(lambda: _Store(commit), "127.0.0.1", port)
         await _serve_until_stopped(server)
 
     uvloop.run(main())
@@ -260,7 +301,8 @@ def _wait_port(port: int, procs: list[subprocess.Popen[bytes]]) -> None:
     raise RuntimeError("a ceiling server did not start")
 
 
-def run_kind(kind: str, lanes: list[list[bytes]], workers: int, rate: float | None) -> dict[str, Any]:
+def run_kind(kind: str, lanes: list[list[bytes]], workers: int, rate: float | None,
+             inline_below: int = INLINE_BELOW) -> dict[str, Any]:
     """One timed run against a fresh set of servers of `kind`: requests/s and CPU per request."""
     port = int(reserve("127.0.0.1"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -270,7 +312,7 @@ def run_kind(kind: str, lanes: list[list[bytes]], workers: int, rate: float | No
             if kind == "durable":
                 store_port = int(reserve("127.0.0.1"))
                 procs.append(subprocess.Popen([sys.executable, __file__, "--serve", "store", str(store_port),
-                                               os.path.join(tmp, "db")]))
+                                               os.path.join(tmp, "db"), str(inline_below)]))
                 _wait_port(store_port, procs)
             for _ in range(workers):
                 procs.append(subprocess.Popen([sys.executable, __file__, "--serve", kind, str(port)]
@@ -324,12 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=None, help="cap the offered load (requests/s, open loop)")
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--json", action="store_true", help="print the medians as one JSON object")
-    ap.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)  # a server process: KIND PORT [STORE_PORT|PATH]
+    ap.add_argument("--inline-below", type=int, default=INLINE_BELOW,
+                    help="the store writes a group of fewer records in its loop's thread (0: never)")
+    ap.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)  # KIND PORT [STORE_PORT] | store PORT PATH N
     args = ap.parse_args(argv)
     if args.serve:
         role, port = args.serve[0], int(args.serve[1])
         if role == "store":
-            _store(port, args.serve[2])
+            _store(port, args.serve[2], int(args.serve[3]))
         else:
             _worker(role, port, int(args.serve[2]) if len(args.serve) > 2 else None)
         return 0
@@ -340,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     lanes = [plan.payments for plan in build_channels(spec, args.clients)]  # paychan's own payment requests
     medians: dict[str, dict[str, Any]] = {}
     for kind in kinds:
-        runs = [run_kind(kind, lanes, args.workers, args.rate) for _ in range(args.runs)]
+        runs = [run_kind(kind, lanes, args.workers, args.rate, args.inline_below) for _ in range(args.runs)]
         for i, run in enumerate(runs, 1):
             print(f"{kind:8} run {i}: {run['requests_per_second']:>9,.0f} requests/s  p50 {run['p50_ms']:.2f}  "
                   f"p99 {run['p99_ms']:.2f} ms  CPU us/request: servers "

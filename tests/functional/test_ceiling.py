@@ -37,6 +37,16 @@ def test_ceiling_servers_answer_every_request(kind: str) -> None:
     assert run["stored_keys"] == (3 if kind == "durable" else None)
 
 
+def test_ceiling_store_writer_thread_commits_every_group() -> None:
+    """With inline writes off, every group goes through the store's writer thread and is still answered
+    after its write: all 20 channels' records are stored and every request answered (run_kind raises)."""
+    ceiling = _bench("ceiling")
+    spec = ceiling.PlanSpec("v2", ceiling.INFO_KEY, 1000, 10, 2_000_000_000, "127.0.0.1:1")
+    lanes = [plan.payments for plan in ceiling.build_channels(spec, 20, processes=1)]
+    run = ceiling.run_kind("durable", lanes, 2, None, inline_below=0)
+    assert run["stored_keys"] == 20
+
+
 def test_machine_probe_round_trips_and_wake_up() -> None:
     probe = _bench("machine_probe")
     blocking = probe.round_trip_us(spin=False, count=300)
