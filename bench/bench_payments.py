@@ -234,10 +234,15 @@ def cpu_snapshot(pids: Sequence[int]) -> dict[str, float]:
         f"{label} (kernel)": _proc_cpu(p, system_only=True) for p, label in found.items()}
 
 
-def machine_busy() -> float:
-    """CPU seconds all cores have spent busy since boot (/proc/stat: everything but idle and iowait)."""
+def machine_cpu() -> tuple[float, float]:
+    """CPU seconds all cores have spent busy since boot, and those the hypervisor stole from them.
+
+    /proc/stat: busy is user, nice, system, irq and softirq; steal is the time a vCPU wanted to run and the
+    host ran something else. Steal is the VM's neighbours, not a process here: it slows every figure of a run
+    without showing in anyone's CPU time, so a run reports it on its own."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:7]) - fields[3] - fields[4]) / tick, fields[7] / tick
 
 
 def _cmdline(pid: int) -> str:
@@ -376,12 +381,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     bare_before = None if args.no_reference else bare_aiohttp_rate(lanes, connections, args.procs, args.ref_workers)
     watch = [int(p) for p in args.watch_pids.split(",") if p.strip()]
     cpu_before = cpu_snapshot(watch)
-    busy_before = machine_busy()
+    busy_before, steal_before = machine_cpu()
     ru_before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     start, end, results = run_timed(host, port, lanes, connections, args.rate, args.procs)
     ru_after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_after = cpu_snapshot(watch)
-    busy = machine_busy() - busy_before
+    busy_after, steal_after = machine_cpu()
+    busy, steal = busy_after - busy_before, steal_after - steal_before
     gen_cpu = sum(a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime
                   for a, b in zip(ru_after, ru_before, strict=True))
 
@@ -424,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out["foreign_cpu_s"] = round(busy - gen_cpu - sum(v for k, v in out["server_cpu_s"].items()
                                                           if not k.endswith("(kernel)")), 2)
     out["machine_busy_cpu_s"] = round(busy, 2)
+    out["steal_cpu_s"] = round(steal, 2)
     from machine_probe import wake_up_us  # it imports this module: not at the top
 
     out["wake_up_us"] = wake_up_us(2000)  # the machine's phase, right after the timed phase
@@ -466,7 +473,8 @@ def _summary(out: dict[str, Any]) -> None:
     print(f"  latency ms: p50 {out['p50_ms']:.2f}  p90 {out['p90_ms']:.2f}  p99 {out['p99_ms']:.2f}  "
           f"max {out['max_ms']:.2f}")
     print(f"  errors {out['errors']} (open {out['open_errors']}, close {out['close_errors']}); "
-          f"generator CPU {out['generator_cpu_s']:.2f} s; the machine's wake-up {out['wake_up_us']} us")
+          f"generator CPU {out['generator_cpu_s']:.2f} s; the machine's wake-up {out['wake_up_us']} us, "
+          f"CPU stolen by the host {out['steal_cpu_s']:.2f} s")
     for sample in out.get("error_samples", []):
         print(f"    e.g. {sample}")
     if "server_cpu_s" in out:

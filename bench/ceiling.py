@@ -20,7 +20,8 @@ this machine, whatever it optimises; the ratio of paychan's rate to it is how mu
         [--kinds frame,verify,durable] [--inline-below 16] [--json]
 
 Each kind runs `--runs` times, one after the other, with the median printed; the generator's own CPU and
-every server process's CPU (user + kernel, from /proc) are reported per request.
+every server process's CPU (user + kernel, from /proc) are reported per request, and the CPU time the host
+stole from this VM during the run (`/proc/stat`'s steal: the neighbours' share, which slows every figure).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from typing import Any, cast
 
 from ephemeral_port_reserve import reserve
 
-from bench_payments import INFO_KEY, cpu_snapshot, percentile, run_timed
+from bench_payments import INFO_KEY, cpu_snapshot, machine_cpu, percentile, run_timed
 from channels import PlanSpec, build_channels
 
 HERE = Path(__file__).resolve().parent
@@ -321,9 +322,9 @@ def run_kind(kind: str, lanes: list[list[bytes]], workers: int, rate: float | No
             time.sleep(0.3)  # let every worker bind
             pids = [p.pid for p in procs]
             before = cpu_snapshot(pids)
-            ru_before = os.times()
+            ru_before, (_, steal_before) = os.times(), machine_cpu()
             start, end, results = run_timed("127.0.0.1", port, lanes, len(lanes), rate, 1)
-            ru_after = os.times()
+            ru_after, (_, steal_after) = os.times(), machine_cpu()
             after = cpu_snapshot(pids)
         finally:
             for p in procs:
@@ -342,7 +343,8 @@ def run_kind(kind: str, lanes: list[list[bytes]], workers: int, rate: float | No
     return {"kind": kind, "requests_per_second": round(total / (end - start), 1),
             "p50_ms": round(1000 * percentile(latencies, 50), 3), "p99_ms": round(1000 * percentile(latencies, 99), 3),
             "server_cpu_us_per_request": round(1e6 * user_and_kernel / total, 1),
-            "generator_cpu_us_per_request": round(1e6 * generator / total, 1), "stored_keys": stored}
+            "generator_cpu_us_per_request": round(1e6 * generator / total, 1), "stored_keys": stored,
+            "steal_cpu_s": round(steal_after - steal_before, 2)}
 
 
 def _stored(path: str) -> int:
@@ -388,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         for i, run in enumerate(runs, 1):
             print(f"{kind:8} run {i}: {run['requests_per_second']:>9,.0f} requests/s  p50 {run['p50_ms']:.2f}  "
                   f"p99 {run['p99_ms']:.2f} ms  CPU us/request: servers "
-                  f"{run['server_cpu_us_per_request']:.1f}, generator {run['generator_cpu_us_per_request']:.1f}",
+                  f"{run['server_cpu_us_per_request']:.1f}, generator {run['generator_cpu_us_per_request']:.1f}; "
+                  f"stolen by the host {run['steal_cpu_s']:.2f} s",
                   file=sys.stderr if args.json else sys.stdout, flush=True)
         medians[kind] = dict(sorted(runs, key=lambda r: r["requests_per_second"])[len(runs) // 2])
         medians[kind]["runs"] = [r["requests_per_second"] for r in runs]

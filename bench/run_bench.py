@@ -356,6 +356,8 @@ def main() -> int:
     ap.add_argument("--quiet-below", type=float, default=0.2, help="'quiet': fewer busy cores than this")
     ap.add_argument("--max-foreign-cores", type=float, default=0.15,
                     help="discard (and repeat) a run during which other processes used more cores than this")
+    ap.add_argument("--max-steal-cores", type=float, default=0.1,
+                    help="discard (and repeat) a run during which the host stole more cores than this")
     ap.add_argument("--retries", type=int, default=6, help="most runs discarded before accepting a disturbed one")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories (configs, logs)")
     ap.add_argument("--json", action="store_true", help="print the median run (with all runs) as JSON")
@@ -369,10 +371,11 @@ def main() -> int:
         i += 1
         r = one_run(args, bench_args, i)
         foreign = r.get("foreign_cpu_s", 0.0) / max(r["elapsed_s"], 1e-9)
-        if foreign > args.max_foreign_cores and discarded < args.retries:
+        stolen = r.get("steal_cpu_s", 0.0) / max(r["elapsed_s"], 1e-9)
+        if (foreign > args.max_foreign_cores or stolen > args.max_steal_cores) and discarded < args.retries:
             discarded += 1
-            print(f"run {i}: discarded, other processes used {foreign:.2f} cores meanwhile "
-                  f"({r['payments_per_second']:,.0f} payments/s, p99 {r['p99_ms']:.2f} ms)", file=sys.stderr)
+            print(f"run {i}: discarded, other processes used {foreign:.2f} cores and the host stole {stolen:.2f} "
+                  f"meanwhile ({r['payments_per_second']:,.0f} payments/s, p99 {r['p99_ms']:.2f} ms)", file=sys.stderr)
             continue
         runs.append(r)
         ref = r.get("reference", {})
@@ -384,6 +387,7 @@ def main() -> int:
                  + _readings(ref) if ref else "")
               + ("  | CPU us/payment " + ", ".join(f"{k} {v:.0f}" for k, v in r.get("cpu_us_per_payment", {}).items()))
               + f", generator {1e6 * r['generator_cpu_s'] / r['payments']:.0f}; foreign CPU {r.get('foreign_cpu_s')} s"
+              + f", stolen {r.get('steal_cpu_s')} s"
               + f"; wake-up {r.get('wake_up_us')} us"
               + _batching(r.get("store_stats", {}), r["payments"])
               + (f" | ChanStore start {r['store']['start_s']:.2f} s, RSS {r['store']['rss_mib_after_start']:.0f} -> "
@@ -395,7 +399,8 @@ def main() -> int:
     ordered = sorted(runs, key=lambda r: r["payments_per_second"])
     median = dict(ordered[(len(ordered) - 1) // 2]) if len(ordered) % 2 else dict(ordered[len(ordered) // 2 - 1])
     median["runs"] = [{k: r.get(k) for k in ("payments_per_second", "steady_payments_per_second", "p50_ms", "p90_ms",
-                                             "p99_ms", "max_ms", "errors", "foreign_cpu_s", "wake_up_us")}
+                                             "p99_ms", "max_ms", "errors", "foreign_cpu_s", "steal_cpu_s",
+                                             "wake_up_us")}
                       for r in runs]
     median["median_payments_per_second"] = statistics.median(r["payments_per_second"] for r in runs)
     median["discarded_runs"] = discarded
