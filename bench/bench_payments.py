@@ -3,7 +3,7 @@
 Usage:
   python bench/bench_payments.py --payments 2000 --clients 5 --endpoint localhost:8080
       [--rate R] [--json] [--plot FILE.png] [--family v2|v2.3|v1] [--connections N] [--procs P]
-      [--no-reference] [--watch-pids PID,...]
+      [--no-reference] [--floor] [--watch-pids PID,...]
 
 The server must run the debug config (fake funding, spec 9). The benchmark opens T channels, pre-signs
 every payment, runs the timed phase (each channel's payments one after the other on a keep-alive
@@ -13,7 +13,11 @@ measures two reference figures on this machine: the libsecp256k1 verification ra
 (coincurve), and the request rate of a bare aiohttp handler driven by the same load generator. The bare
 reference is read twice, right before and right after the timed phase (a VM's speed can drift by more
 than the figures' differences within a minute), and the ratio is taken against the higher reading: the
-conservative choice; both readings are reported.
+conservative choice; both readings are reported. `--floor` adds a third reference, read the same way:
+`bench/ceiling.py`'s durable server (frame, verify, one synced LevelDB group write per group, nothing
+else), driven by the same requests at the same offered load, with as many workers as the bare reference.
+No server of this design can beat it on this machine, so `fraction_of_floor` says how much of the room a
+run used, and its p50/p99 beside the run's say what the protocol's own work adds to the latency.
 """
 
 from __future__ import annotations
@@ -199,6 +203,13 @@ def bare_aiohttp_rate(lanes: list[list[bytes]], connections: int, procs: int, wo
         proc.wait(timeout=30)
 
 
+def floor_run(lanes: list[list[bytes]], workers: int, rate: float | None) -> dict[str, Any]:
+    """One run of bench/ceiling.py's durable floor with these requests: its requests/s, p50 and p99."""
+    from ceiling import run_kind  # it imports this module: not at the top
+
+    return run_kind("durable", lanes, workers, rate)
+
+
 def _proc_cpu(pid: int, *, system_only: bool = False) -> float:
     """utime + stime (or stime only) of a process, seconds."""
     try:
@@ -335,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--procs", type=int, default=1, help="load generator processes for the timed phase")
     ap.add_argument("--no-reference", action="store_true", help="skip the two reference figures")
     ap.add_argument("--ref-workers", type=int, default=1, help="processes of the bare aiohttp reference")
+    ap.add_argument("--floor", action="store_true",
+                    help="also read bench/ceiling.py's durable floor before and after the timed phase")
     ap.add_argument("--watch-pids", default="", help="comma-separated pids whose CPU use to report")
     ap.add_argument("--existing", metavar="DB.json", help="pay on channels of bench/gen_channels.py (no opening)")
     ap.add_argument("--existing-offset", type=int, default=None, help="first pre-generated channel (default random)")
@@ -379,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     lanes = [p.payments for p in plans]
     bare_before = None if args.no_reference else bare_aiohttp_rate(lanes, connections, args.procs, args.ref_workers)
+    floor_before = floor_run(lanes, args.ref_workers, args.rate) if args.floor else None
     watch = [int(p) for p in args.watch_pids.split(",") if p.strip()]
     cpu_before = cpu_snapshot(watch)
     busy_before, steal_before = machine_cpu()
@@ -456,6 +470,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "fraction_of_bare_aiohttp": round(pps / bare, 3),
         }
 
+    if floor_before is not None:
+        floor_after = floor_run(lanes, args.ref_workers, args.rate)
+        best = max(floor_before, floor_after, key=lambda r: float(r["requests_per_second"]))
+        out["floor"] = {
+            "requests_per_second": best["requests_per_second"], "p50_ms": best["p50_ms"], "p99_ms": best["p99_ms"],
+            "readings": [floor_before["requests_per_second"], floor_after["requests_per_second"]],
+            "workers": args.ref_workers,
+            "fraction_of_floor": round(out["payments_per_second"] / float(best["requests_per_second"]), 3),
+        }
+
     if args.json:
         print(json.dumps(out))
     else:
@@ -489,6 +513,12 @@ def _summary(out: dict[str, Any]) -> None:
         print(f"  reference: bare aiohttp handler {ref['bare_aiohttp_requests_per_second']:,.0f} req/s, the higher of "
               f"{before:,.0f} before and {after:,.0f} after ({ref['bare_aiohttp_workers']} process) -> payments are "
               f"{ref['fraction_of_bare_aiohttp']:.3f} of it")
+    floor = out.get("floor")
+    if floor:
+        before, after = floor["readings"]
+        print(f"  floor (bench/ceiling.py durable): {floor['requests_per_second']:,.0f} req/s, "
+              f"p50 {floor['p50_ms']:.2f} p99 {floor['p99_ms']:.2f} ms, the higher of {before:,.0f} before and "
+              f"{after:,.0f} after -> payments are {floor['fraction_of_floor']:.3f} of it")
 
 
 if __name__ == "__main__":
