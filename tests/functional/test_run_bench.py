@@ -25,6 +25,6 @@ def test_run_bench_reports_the_floor_and_the_steal() -> None:
     assert result["total_errors"] == 0 and result["payments"] == 60
     assert result["steal_cpu_s"] >= 0 and result["runs"][0]["steal_cpu_s"] == result["steal_cpu_s"]
     floor = result["floor"]
-    assert len(floor["readings"]) == 2 and floor["requests_per_second"] == max(floor["readings"])
+    assert len(floor["readings"]) == 2 and floor["requests_per_second"] == max(floor["readings"])  # closed loop
     assert floor["fraction_of_floor"] == round(result["payments_per_second"] / floor["requests_per_second"], 3)
     assert 0 < floor["p50_ms"] <= floor["p99_ms"]
