@@ -210,6 +210,13 @@ def floor_run(lanes: list[list[bytes]], workers: int, rate: float | None) -> dic
     return run_kind("durable", lanes, workers, rate)
 
 
+def floor_text(floor: dict[str, Any]) -> str:
+    """A run's floor reference in one line: the reading used, both readings' rates, the run's ratio to it."""
+    before, after = floor["readings"]
+    return (f"{floor['requests_per_second']:,.0f}/s p50 {floor['p50_ms']:.2f} p99 {floor['p99_ms']:.2f} ms "
+            f"(the faster of {before:,.0f}/s before / {after:,.0f}/s after) -> ratio {floor['fraction_of_floor']:.3f}")
+
+
 def _proc_cpu(pid: int, *, system_only: bool = False) -> float:
     """utime + stime (or stime only) of a process, seconds."""
     try:
@@ -515,12 +522,8 @@ def _summary(out: dict[str, Any]) -> None:
         print(f"  reference: bare aiohttp handler {ref['bare_aiohttp_requests_per_second']:,.0f} req/s, the higher of "
               f"{before:,.0f} before and {after:,.0f} after ({ref['bare_aiohttp_workers']} process) -> payments are "
               f"{ref['fraction_of_bare_aiohttp']:.3f} of it")
-    floor = out.get("floor")
-    if floor:
-        before, after = floor["readings"]
-        print(f"  floor (bench/ceiling.py durable): {floor['requests_per_second']:,.0f} req/s, "
-              f"p50 {floor['p50_ms']:.2f} p99 {floor['p99_ms']:.2f} ms, the higher of {before:,.0f} before and "
-              f"{after:,.0f} after -> payments are {floor['fraction_of_floor']:.3f} of it")
+    if out.get("floor"):
+        print(f"  floor (bench/ceiling.py durable): {floor_text(out['floor'])}")
 
 
 if __name__ == "__main__":

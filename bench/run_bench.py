@@ -31,6 +31,7 @@ from typing import Any
 import tomli_w
 from ephemeral_port_reserve import reserve
 
+from bench_payments import floor_text  # the script's folder comes first on sys.path
 from paychan_runtime.processes import terminate
 
 HERE = Path(__file__).resolve().parent
@@ -385,7 +386,7 @@ def main() -> int:
               + (f"  | secp {ref['secp256k1_verify_per_second_one_core']:,.0f}/s"
                  f"  bare aiohttp {ref['bare_aiohttp_requests_per_second']:,.0f}/s"
                  + _readings(ref) if ref else "")
-              + (f"  | floor {_floor(r['floor'])}" if r.get("floor") else "")
+              + (f"  | floor {floor_text(r['floor'])}" if r.get("floor") else "")
               + ("  | CPU us/payment " + ", ".join(f"{k} {v:.0f}" for k, v in r.get("cpu_us_per_payment", {}).items()))
               + f", generator {1e6 * r['generator_cpu_s'] / r['payments']:.0f}; foreign CPU {r.get('foreign_cpu_s')} s"
               + f", stolen {r.get('steal_cpu_s')} s"
@@ -422,15 +423,8 @@ def main() -> int:
                   f"{ref['bare_aiohttp_requests_per_second']:,.0f} req/s{_readings(ref)} -> "
                   f"ratio {ref['fraction_of_bare_aiohttp']:.3f}")
         if median.get("floor"):
-            print(f"  floor (bench/ceiling.py durable) {_floor(median['floor'])}")
+            print(f"  floor (bench/ceiling.py durable) {floor_text(median['floor'])}")
     return 0 if median["total_errors"] == 0 else 1
-
-
-def _floor(floor: dict[str, Any]) -> str:
-    """The floor reference of a run: its rate, latencies, both readings and the run's ratio to it."""
-    before, after = floor["readings"]
-    return (f"{floor['requests_per_second']:,.0f}/s p50 {floor['p50_ms']:.2f} p99 {floor['p99_ms']:.2f} ms "
-            f"(higher of {before:,.0f} before / {after:,.0f} after) -> ratio {floor['fraction_of_floor']:.3f}")
 
 
 def _readings(ref: dict[str, Any]) -> str:
